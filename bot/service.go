@@ -1,0 +1,143 @@
+package bot
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Config is the bot's behaviour, from the configuration file.
+type Config struct {
+	SOCChannels     []ChannelRef      // soc.channels; the first gets Confirm prompts
+	SOCUsers        []string          // soc.users, "platform:user"
+	Identities      map[string]string // soc.identities, "platform:user" -> e-mail
+	CustomersCanAck bool              // soc.customers_can_ack
+	StormThreshold  int               // notify.storm_threshold (default 20)
+	Concurrency     int               // defender.concurrency (default 8)
+	Lookback        time.Duration     // defender.lookback (default 24h)
+	Overlap         time.Duration     // defender.overlap (default 5m)
+	TenantTimeout   time.Duration     // one tenant's fetch in one pass (default 2m)
+	WriteBack       bool              // defender.write_back
+
+	// Onboarding (access grant). PublicURL empty disables onboard.
+	PublicURL   string
+	AppID       string        // azure.client_id, named in offboard instructions
+	Permissions []string      // shown on the approval prompt
+	ConsentTTL  time.Duration // azure.consent_ttl (default 24h)
+	// ConsentURL builds the admin-consent URL for a tenant and state.
+	ConsentURL func(tenantID, state string) string
+
+	Now func() time.Time // default time.Now
+}
+
+// Deps are the adapters the bot drives.
+type Deps struct {
+	Store     Store
+	Source    AlertSource         // nil: passes fetch nothing
+	Target    WriteBackTarget     // nil: write-backs are recorded as sent
+	Access    AccessChecker       // nil: onboarding cannot prove consent
+	Notifiers map[string]Notifier // by platform: "slack", "discord", "console"
+	Observer  Observer            // nil: no metrics
+	Logger    *slog.Logger        // nil: slog.Default()
+}
+
+// Observer receives the events that metrics count. Implementations must be
+// safe for concurrent use and must not block.
+type Observer interface {
+	PassDone(d time.Duration, tenants, failed int)
+	AlertsIngested(n int)
+	FetchFailed(kind string)                     // "auth", "throttled", "transient", "timeout"
+	OutboxResult(platform string, result string) // "sent", "retry", "failed"
+	WriteBackResult(result string)               // "sent", "retry", "failed"
+	CommandDone(platform, name string, d time.Duration)
+	Purged(r PurgeResult)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) PassDone(time.Duration, int, int)          {}
+func (nopObserver) AlertsIngested(int)                        {}
+func (nopObserver) FetchFailed(string)                        {}
+func (nopObserver) OutboxResult(string, string)               {}
+func (nopObserver) WriteBackResult(string)                    {}
+func (nopObserver) CommandDone(string, string, time.Duration) {}
+func (nopObserver) Purged(PurgeResult)                        {}
+
+// Service is the bot: command executor, fetch pass, dispatcher and
+// write-back worker over one Store.
+type Service struct {
+	cfg   Config
+	store Store
+	deps  Deps
+	log   *slog.Logger
+	obs   Observer
+}
+
+// New returns a Service with defaults applied.
+func New(cfg Config, deps Deps) *Service {
+	if cfg.StormThreshold <= 0 {
+		cfg.StormThreshold = 20
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.Lookback <= 0 {
+		cfg.Lookback = 24 * time.Hour
+	}
+	if cfg.Overlap < 0 {
+		cfg.Overlap = 0
+	}
+	if cfg.TenantTimeout <= 0 {
+		cfg.TenantTimeout = 2 * time.Minute
+	}
+	if cfg.ConsentTTL <= 0 {
+		cfg.ConsentTTL = 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{cfg: cfg, store: deps.Store, deps: deps, log: deps.Logger, obs: deps.Observer}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	return s
+}
+
+// Execute runs one typed command or click and returns the reply for the
+// asker (ephemeral). Public effects (card updates, thread lines, prompts)
+// go through the outbox.
+func (s *Service) Execute(ctx context.Context, cmd Command) Message {
+	return Message{Kind: MessageText, Text: "not implemented yet", Ephemeral: true}
+}
+
+// Poll runs one fetch pass over active and failing tenants. Callers must
+// not run two passes at once (the scheduler guarantees it).
+func (s *Service) Poll(ctx context.Context) error { return nil }
+
+// Recover handles outbox entries left in flight by a crash: a post is
+// looked up on the platform by its delivery key and only sent again when
+// not found. Call once at start, before dispatching.
+func (s *Service) Recover(ctx context.Context) error { return nil }
+
+// Dispatch sends one round of ready outbox entries and returns how many
+// were sent.
+func (s *Service) Dispatch(ctx context.Context) (int, error) { return 0, nil }
+
+// RunDispatcher dispatches until ctx is done, every interval and whenever
+// new entries are queued.
+func (s *Service) RunDispatcher(ctx context.Context, interval time.Duration) error {
+	<-ctx.Done()
+	return nil
+}
+
+// ProcessWriteBacks sends one round of due write-backs.
+func (s *Service) ProcessWriteBacks(ctx context.Context) (int, error) { return 0, nil }
+
+// RunWriteBacks processes write-backs until ctx is done.
+func (s *Service) RunWriteBacks(ctx context.Context, interval time.Duration) error {
+	<-ctx.Done()
+	return nil
+}
