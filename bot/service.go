@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"context"
 	"log/slog"
 	"time"
 )
@@ -71,6 +70,10 @@ type Service struct {
 	deps  Deps
 	log   *slog.Logger
 	obs   Observer
+
+	ds     dispatchState
+	wake   chan struct{} // new outbox entries
+	wakeWB chan struct{} // new write-backs
 }
 
 // New returns a Service with defaults applied.
@@ -96,7 +99,10 @@ func New(cfg Config, deps Deps) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, store: deps.Store, deps: deps, log: deps.Logger, obs: deps.Observer}
+	s := &Service{
+		cfg: cfg, store: deps.Store, deps: deps, log: deps.Logger, obs: deps.Observer,
+		wake: make(chan struct{}, 1), wakeWB: make(chan struct{}, 1),
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -104,40 +110,4 @@ func New(cfg Config, deps Deps) *Service {
 		s.obs = nopObserver{}
 	}
 	return s
-}
-
-// Execute runs one typed command or click and returns the reply for the
-// asker (ephemeral). Public effects (card updates, thread lines, prompts)
-// go through the outbox.
-func (s *Service) Execute(ctx context.Context, cmd Command) Message {
-	return Message{Kind: MessageText, Text: "not implemented yet", Ephemeral: true}
-}
-
-// Poll runs one fetch pass over active and failing tenants. Callers must
-// not run two passes at once (the scheduler guarantees it).
-func (s *Service) Poll(ctx context.Context) error { return nil }
-
-// Recover handles outbox entries left in flight by a crash: a post is
-// looked up on the platform by its delivery key and only sent again when
-// not found. Call once at start, before dispatching.
-func (s *Service) Recover(ctx context.Context) error { return nil }
-
-// Dispatch sends one round of ready outbox entries and returns how many
-// were sent.
-func (s *Service) Dispatch(ctx context.Context) (int, error) { return 0, nil }
-
-// RunDispatcher dispatches until ctx is done, every interval and whenever
-// new entries are queued.
-func (s *Service) RunDispatcher(ctx context.Context, interval time.Duration) error {
-	<-ctx.Done()
-	return nil
-}
-
-// ProcessWriteBacks sends one round of due write-backs.
-func (s *Service) ProcessWriteBacks(ctx context.Context) (int, error) { return 0, nil }
-
-// RunWriteBacks processes write-backs until ctx is done.
-func (s *Service) RunWriteBacks(ctx context.Context, interval time.Duration) error {
-	<-ctx.Done()
-	return nil
 }

@@ -1,0 +1,130 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+const (
+	writeBackMaxAttempts = 8
+	writeBackScan        = 500
+)
+
+// ProcessWriteBacks sends one round of due write-backs. Write-backs of one
+// alert go strictly in order (an ack retried after a later resolve would
+// undo it); tenants proceed in parallel so one throttled tenant waits alone.
+func (s *Service) ProcessWriteBacks(ctx context.Context) (int, error) {
+	now := s.cfg.Now()
+	// Read every pending one (not only due ones) to find each alert's head.
+	all, err := s.store.NextWriteBacks(ctx, now.Add(100*365*24*time.Hour), writeBackScan)
+	if err != nil {
+		return 0, fmt.Errorf("write-backs: %w", err)
+	}
+	seen := map[[2]string]bool{}
+	byTenant := map[string][]WriteBack{}
+	var tenants []string
+	for _, wb := range all {
+		k := [2]string{wb.TenantID, wb.AlertID}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if wb.NextAttempt.After(now) {
+			continue
+		}
+		if _, ok := byTenant[wb.TenantID]; !ok {
+			tenants = append(tenants, wb.TenantID)
+		}
+		byTenant[wb.TenantID] = append(byTenant[wb.TenantID], wb)
+	}
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, s.cfg.Concurrency)
+		mu   sync.Mutex
+		done int
+	)
+	for _, t := range tenants {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(list []WriteBack) {
+			defer func() { <-sem; wg.Done() }()
+			for _, wb := range list {
+				if ctx.Err() != nil {
+					return
+				}
+				if s.applyWriteBack(ctx, wb) {
+					mu.Lock()
+					done++
+					mu.Unlock()
+				}
+			}
+		}(byTenant[t])
+	}
+	wg.Wait()
+	return done, nil
+}
+
+func (s *Service) applyWriteBack(ctx context.Context, wb WriteBack) bool {
+	var err error
+	if s.deps.Target != nil {
+		err = s.deps.Target.Apply(ctx, wb)
+	}
+	rctx := context.WithoutCancel(ctx)
+	if err == nil {
+		if err := s.store.MarkWriteBackSent(rctx, wb.ID); err != nil {
+			s.log.ErrorContext(ctx, "mark write-back sent", "err", err)
+		}
+		s.obs.WriteBackResult("sent")
+		return true
+	}
+	if ctx.Err() != nil {
+		return false // shutting down: stays pending, retried at next start
+	}
+	var se *SendError
+	permanent := errors.Is(err, ErrAuth) || (errors.As(err, &se) && se.Permanent) || wb.Attempts+1 >= writeBackMaxAttempts
+	if permanent {
+		reason := firstLine(err.Error())
+		if errors.Is(err, ErrAuth) {
+			reason = "Defender refused the update (401/403): the app may lack Alert.ReadWrite.All in this tenant"
+		} else if se != nil && se.Reason != "" {
+			reason = se.Reason
+		}
+		line := fmt.Sprintf("⚠️ Could not update the alert in Defender (%s): %s. The change is kept in msspbot only.", wb.Kind, reason)
+		if err := s.store.FailWriteBack(rctx, wb.ID, reason, line); err != nil {
+			s.log.ErrorContext(ctx, "fail write-back", "err", err)
+		}
+		s.log.WarnContext(ctx, "write-back failed", "tenant", wb.TenantID, "alert", wb.AlertID, "err", err)
+		s.obs.WriteBackResult("failed")
+		s.kick()
+		return false
+	}
+	delay := backoff(wb.Attempts)
+	if se != nil && se.RetryAfter > 0 {
+		delay = se.RetryAfter
+	}
+	if err := s.store.MarkWriteBackRetry(rctx, wb.ID, s.cfg.Now().Add(delay), firstLine(err.Error())); err != nil {
+		s.log.ErrorContext(ctx, "retry write-back", "err", err)
+	}
+	s.obs.WriteBackResult("retry")
+	return false
+}
+
+// RunWriteBacks processes write-backs until ctx is done.
+func (s *Service) RunWriteBacks(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := s.ProcessWriteBacks(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "write-back round failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.wakeWB:
+		}
+	}
+}
