@@ -85,14 +85,14 @@ func (s *Service) cmdLink(ctx context.Context, cmd Command, sc scope, req Reques
 	if err != nil {
 		return Message{}, fmt.Errorf("link: %w", err)
 	}
-	if t.FromConfig {
-		return Message{}, Errorf(EFORBIDDEN, "Tenant %s (%s) is managed in config.", t.Name, t.ID)
-	}
 	if sc.tenant != nil {
 		if sc.tenant.ID == t.ID {
 			return textMessage("This channel is already linked to %s.", t.Name), nil
 		}
 		return Message{}, Errorf(ECONFLICT, "This channel is already linked to another tenant (%s); unlink it first.", sc.tenant.Name)
+	}
+	if t.FromConfig {
+		return Message{}, Errorf(EFORBIDDEN, "Tenant %s (%s) is managed in config.", t.Name, t.ID)
 	}
 	now := s.cfg.Now()
 	r, err := s.store.CreateAccessRequest(ctx, AccessRequest{

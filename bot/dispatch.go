@@ -165,7 +165,7 @@ func (s *Service) send(ctx context.Context, it OutboxItem) (ok, stop bool) {
 		return false, true
 	}
 	if err := s.store.MarkInFlight(ctx, it.Entry.ID); err != nil {
-		s.log.ErrorContext(ctx, "mark in flight", "err", err)
+		s.logErr(ctx, "mark in flight", "err", err)
 		return false, true
 	}
 	var (
@@ -192,7 +192,7 @@ func (s *Service) send(ctx context.Context, it OutboxItem) (ok, stop bool) {
 	rctx := context.WithoutCancel(ctx)
 	if err == nil {
 		if err := s.store.MarkSent(rctx, it.Entry.ID, msgID, it.LastEditID); err != nil {
-			s.log.ErrorContext(ctx, "mark sent", "entry", it.Entry.ID, "err", err)
+			s.logErr(ctx, "mark sent", "entry", it.Entry.ID, "err", err)
 		}
 		if s.ds.setFailing(ch, false) {
 			_ = s.store.ClearChannelFailure(rctx, ch)
@@ -212,7 +212,7 @@ func (s *Service) send(ctx context.Context, it OutboxItem) (ok, stop bool) {
 		}
 		s.log.WarnContext(ctx, "message failed permanently", "channel", ch, "kind", it.Entry.Kind, "reason", reason, "err", err)
 		if err := s.store.MarkFailed(rctx, it.Entry.ID, reason); err != nil {
-			s.log.ErrorContext(ctx, "mark failed", "err", err)
+			s.logErr(ctx, "mark failed", "err", err)
 		}
 		s.obs.OutboxResult(platform, "failed")
 		s.channelFailed(rctx, ch, reason)
@@ -224,7 +224,7 @@ func (s *Service) send(ctx context.Context, it OutboxItem) (ok, stop bool) {
 		s.ds.hold(ch, s.cfg.Now().Add(delay))
 	}
 	if err := s.store.MarkRetry(rctx, it.Entry.ID, s.cfg.Now().Add(delay), firstLine(err.Error())); err != nil {
-		s.log.ErrorContext(ctx, "mark retry", "err", err)
+		s.logErr(ctx, "mark retry", "err", err)
 	}
 	s.log.InfoContext(ctx, "message will be retried", "channel", ch, "in", delay, "err", err)
 	s.obs.OutboxResult(platform, "retry")
@@ -265,6 +265,9 @@ func (s *Service) render(ctx context.Context, d Delivery) (Message, error) {
 		var m Message
 		if err := json.Unmarshal(d.Payload, &m); err != nil {
 			return Message{}, PermanentError("bad stored payload", err)
+		}
+		if d.Kind == DeliveryPrompt {
+			return s.renderPrompt(ctx, d, m)
 		}
 		return m, nil
 	}
@@ -317,7 +320,7 @@ func (s *Service) RunDispatcher(ctx context.Context, interval time.Duration) err
 				if ctx.Err() != nil {
 					return nil
 				}
-				s.log.ErrorContext(ctx, "dispatch round failed", "err", err)
+				s.logErr(ctx, "dispatch round failed", "err", err)
 				break
 			}
 			if n == 0 {

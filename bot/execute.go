@@ -188,7 +188,7 @@ func displayName(cmd Command) string {
 
 func (s *Service) errorReply(ctx context.Context, err error) Message {
 	if ErrorCode(err) == EINTERNAL {
-		s.log.ErrorContext(ctx, "command failed", "err", err)
+		s.logErr(ctx, "command failed", "err", err)
 	}
 	return Message{Kind: MessageText, Text: ErrorMessage(err)}
 }
@@ -205,7 +205,7 @@ func (s *Service) audit(ctx context.Context, e AuditEntry) {
 		e.Time = s.cfg.Now()
 	}
 	if err := s.store.CreateAudit(ctx, e); err != nil {
-		s.log.ErrorContext(ctx, "audit write failed", "action", e.Action, "err", err)
+		s.logErr(ctx, "audit write failed", "action", e.Action, "err", err)
 	}
 }
 
@@ -312,3 +312,13 @@ func (s *Service) findAlert(ctx context.Context, sc scope, ref string) (Alert, T
 }
 
 func plainText(s string) Message { return Message{Kind: MessageText, Text: s} }
+
+// logErr logs at ERROR, or at DEBUG when ctx was cancelled: failures that a
+// shutdown causes are expected and not worth waking anyone.
+func (s *Service) logErr(ctx context.Context, msg string, args ...any) {
+	if ctx.Err() != nil {
+		s.log.DebugContext(ctx, msg, args...)
+		return
+	}
+	s.log.ErrorContext(ctx, msg, args...)
+}

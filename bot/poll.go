@@ -67,11 +67,11 @@ func (s *Service) Poll(ctx context.Context) error {
 }
 
 // pollTenant fetches and ingests one tenant; it reports success.
-func (s *Service) pollTenant(ctx context.Context, t Tenant, passID int64, start time.Time) bool {
+func (s *Service) pollTenant(parent context.Context, t Tenant, passID int64, start time.Time) bool {
 	if s.deps.Source == nil {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.TenantTimeout)
+	ctx, cancel := context.WithTimeout(parent, s.cfg.TenantTimeout)
 	defer cancel()
 	since := start.Add(-s.cfg.Lookback)
 	if !t.Watermark.IsZero() {
@@ -79,6 +79,9 @@ func (s *Service) pollTenant(ctx context.Context, t Tenant, passID int64, start 
 	}
 	alerts, err := s.deps.Source.Alerts(ctx, t.ID, since)
 	if err != nil {
+		if parent.Err() != nil {
+			return false // shutting down: not the tenant's fault
+		}
 		s.fetchFailed(context.WithoutCancel(ctx), t, err)
 		return false
 	}
@@ -105,7 +108,7 @@ func (s *Service) pollTenant(ctx context.Context, t Tenant, passID int64, start 
 		SOC: s.cfg.SOCChannels, Now: s.cfg.Now(), Plan: PlanIngest,
 	})
 	if err != nil {
-		s.log.ErrorContext(ctx, "ingest failed", "tenant", t.ID, "err", err)
+		s.logErr(ctx, "ingest failed", "tenant", t.ID, "err", err)
 		s.obs.FetchFailed("ingest")
 		return false
 	}
@@ -125,7 +128,7 @@ func (s *Service) fetchSucceeded(ctx context.Context, t Tenant) {
 		upd.State = &st
 	}
 	if _, err := s.store.UpdateTenant(ctx, t.ID, upd); err != nil {
-		s.log.ErrorContext(ctx, "update tenant", "tenant", t.ID, "err", err)
+		s.logErr(ctx, "update tenant", "tenant", t.ID, "err", err)
 		return
 	}
 	if recovered {
@@ -174,7 +177,7 @@ func (s *Service) fetchFailed(ctx context.Context, t Tenant, err error) {
 		upd.NextAttempt = &next
 	}
 	if _, err := s.store.UpdateTenant(ctx, t.ID, upd); err != nil {
-		s.log.ErrorContext(ctx, "update tenant", "tenant", t.ID, "err", err)
+		s.logErr(ctx, "update tenant", "tenant", t.ID, "err", err)
 		return
 	}
 	if turnsFailing {
@@ -207,7 +210,7 @@ func (s *Service) notifyTenantState(ctx context.Context, t Tenant, socText, cust
 	}
 	chs, err := s.store.ChannelsOfTenant(ctx, t.ID)
 	if err != nil {
-		s.log.ErrorContext(ctx, "channels of tenant", "tenant", t.ID, "err", err)
+		s.logErr(ctx, "channels of tenant", "tenant", t.ID, "err", err)
 		return
 	}
 	for _, ch := range chs {
@@ -234,7 +237,7 @@ func (s *Service) noticeMessage(ctx context.Context, ch ChannelRef, tenantID str
 		State: DeliveryPending, CreatedAt: s.cfg.Now(),
 	})
 	if err != nil {
-		s.log.ErrorContext(ctx, "queue notice", "channel", ch, "err", err)
+		s.logErr(ctx, "queue notice", "channel", ch, "err", err)
 		return Delivery{}, fmt.Errorf("notice: %w", err)
 	}
 	s.kick()

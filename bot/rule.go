@@ -3,6 +3,7 @@ package bot
 import (
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Rule is a notification rule of one channel. All set fields must match
@@ -95,13 +96,13 @@ func (r Rule) String() string {
 		parts = append(parts, "severity>="+strings.ToLower(r.MinSeverity.String()))
 	}
 	if r.Category != "" {
-		parts = append(parts, "category="+r.Category)
+		parts = append(parts, "category="+quoteIfSpaced(r.Category))
 	}
 	if r.Source != "" {
-		parts = append(parts, "source="+r.Source)
+		parts = append(parts, "source="+quoteIfSpaced(r.Source))
 	}
 	if r.Group != "" {
-		parts = append(parts, "group="+r.Group)
+		parts = append(parts, "group="+quoteIfSpaced(r.Group))
 	}
 	if r.Title != "" {
 		parts = append(parts, "title~\""+r.Title+"\"")
@@ -113,4 +114,12 @@ func (r Rule) String() string {
 		return "everything"
 	}
 	return strings.Join(parts, " ")
+}
+
+// quoteIfSpaced keeps a rendered rule typeable: values with spaces are quoted.
+func quoteIfSpaced(v string) string {
+	if strings.ContainsFunc(v, unicode.IsSpace) {
+		return "\"" + v + "\""
+	}
+	return v
 }

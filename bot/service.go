@@ -1,7 +1,9 @@
 package bot
 
 import (
+	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -37,7 +39,13 @@ type Deps struct {
 	Access    AccessChecker       // nil: onboarding cannot prove consent
 	Notifiers map[string]Notifier // by platform: "slack", "discord", "console"
 	Observer  Observer            // nil: no metrics
-	Logger    *slog.Logger        // nil: slog.Default()
+	// Trigger asks for a fetch pass now (after a grant); it must never
+	// overlap a running pass nor be dropped (the scheduler's Trigger).
+	Trigger func()
+	// SimulateConsent, in the demo only, plays the customer admin's
+	// consent when the Grant button is clicked in the console.
+	SimulateConsent func(ctx context.Context, tenantID string) error
+	Logger          *slog.Logger // nil: slog.Default()
 }
 
 // Observer receives the events that metrics count. Implementations must be
@@ -74,6 +82,11 @@ type Service struct {
 	ds     dispatchState
 	wake   chan struct{} // new outbox entries
 	wakeWB chan struct{} // new write-backs
+
+	// consent states not yet rendered into a posted prompt, by request id;
+	// the database keeps only their hashes.
+	statesMu sync.Mutex
+	states   map[int64]string
 }
 
 // New returns a Service with defaults applied.
@@ -101,7 +114,7 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	s := &Service{
 		cfg: cfg, store: deps.Store, deps: deps, log: deps.Logger, obs: deps.Observer,
-		wake: make(chan struct{}, 1), wakeWB: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), wakeWB: make(chan struct{}, 1), states: map[int64]string{},
 	}
 	if s.log == nil {
 		s.log = slog.Default()

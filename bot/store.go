@@ -240,4 +240,8 @@ type AccessStore interface {
 	// is no longer open (so two callbacks cannot both win).
 	CloseAccessRequest(ctx context.Context, id int64, outcome AccessOutcome, reason string, now time.Time) error
 	SetAccessPrompt(ctx context.Context, id, promptDeliveryID int64) error
+	// SetAccessState replaces an open request's state hash (a prompt
+	// re-rendered after a restart gets a fresh state: the old one was
+	// never stored).
+	SetAccessState(ctx context.Context, id int64, stateHash string) error
 }

@@ -23,22 +23,25 @@ func (s *Service) ProcessWriteBacks(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("write-backs: %w", err)
 	}
-	seen := map[[2]string]bool{}
-	byTenant := map[string][]WriteBack{}
+	// Per tenant, per alert, in creation order: an alert's queue stops at
+	// its first write-back that is not due or fails.
+	type queue struct {
+		alerts  []string
+		byAlert map[string][]WriteBack
+	}
+	byTenant := map[string]*queue{}
 	var tenants []string
 	for _, wb := range all {
-		k := [2]string{wb.TenantID, wb.AlertID}
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		if wb.NextAttempt.After(now) {
-			continue
-		}
-		if _, ok := byTenant[wb.TenantID]; !ok {
+		q := byTenant[wb.TenantID]
+		if q == nil {
+			q = &queue{byAlert: map[string][]WriteBack{}}
+			byTenant[wb.TenantID] = q
 			tenants = append(tenants, wb.TenantID)
 		}
-		byTenant[wb.TenantID] = append(byTenant[wb.TenantID], wb)
+		if _, ok := q.byAlert[wb.AlertID]; !ok {
+			q.alerts = append(q.alerts, wb.AlertID)
+		}
+		q.byAlert[wb.AlertID] = append(q.byAlert[wb.AlertID], wb)
 	}
 	var (
 		wg   sync.WaitGroup
@@ -49,13 +52,13 @@ func (s *Service) ProcessWriteBacks(ctx context.Context) (int, error) {
 	for _, t := range tenants {
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(list []WriteBack) {
+		go func(q *queue) {
 			defer func() { <-sem; wg.Done() }()
-			for _, wb := range list {
-				if ctx.Err() != nil {
-					return
-				}
-				if s.applyWriteBack(ctx, wb) {
+			for _, alert := range q.alerts {
+				for _, wb := range q.byAlert[alert] {
+					if ctx.Err() != nil || wb.NextAttempt.After(now) || !s.applyWriteBack(ctx, wb) {
+						break
+					}
 					mu.Lock()
 					done++
 					mu.Unlock()
@@ -75,7 +78,7 @@ func (s *Service) applyWriteBack(ctx context.Context, wb WriteBack) bool {
 	rctx := context.WithoutCancel(ctx)
 	if err == nil {
 		if err := s.store.MarkWriteBackSent(rctx, wb.ID); err != nil {
-			s.log.ErrorContext(ctx, "mark write-back sent", "err", err)
+			s.logErr(ctx, "mark write-back sent", "err", err)
 		}
 		s.obs.WriteBackResult("sent")
 		return true
@@ -94,7 +97,7 @@ func (s *Service) applyWriteBack(ctx context.Context, wb WriteBack) bool {
 		}
 		line := fmt.Sprintf("⚠️ Could not update the alert in Defender (%s): %s. The change is kept in msspbot only.", wb.Kind, reason)
 		if err := s.store.FailWriteBack(rctx, wb.ID, reason, line); err != nil {
-			s.log.ErrorContext(ctx, "fail write-back", "err", err)
+			s.logErr(ctx, "fail write-back", "err", err)
 		}
 		s.log.WarnContext(ctx, "write-back failed", "tenant", wb.TenantID, "alert", wb.AlertID, "err", err)
 		s.obs.WriteBackResult("failed")
@@ -106,7 +109,7 @@ func (s *Service) applyWriteBack(ctx context.Context, wb WriteBack) bool {
 		delay = se.RetryAfter
 	}
 	if err := s.store.MarkWriteBackRetry(rctx, wb.ID, s.cfg.Now().Add(delay), firstLine(err.Error())); err != nil {
-		s.log.ErrorContext(ctx, "retry write-back", "err", err)
+		s.logErr(ctx, "retry write-back", "err", err)
 	}
 	s.obs.WriteBackResult("retry")
 	return false
@@ -118,7 +121,7 @@ func (s *Service) RunWriteBacks(ctx context.Context, interval time.Duration) err
 	defer t.Stop()
 	for {
 		if _, err := s.ProcessWriteBacks(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "write-back round failed", "err", err)
+			s.logErr(ctx, "write-back round failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():

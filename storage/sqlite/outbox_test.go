@@ -1,0 +1,451 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msspbot/msspbot/bot"
+)
+
+// next returns NextOutbox at t0 as "channel kind root text" lines.
+func next(tb testing.TB, db *DB, now time.Time) ([]bot.OutboxItem, string) {
+	tb.Helper()
+	items, err := db.NextOutbox(context.Background(), now, 100)
+	if err != nil {
+		tb.Fatalf("NextOutbox: %v", err)
+	}
+	var b strings.Builder
+	for _, it := range items {
+		b.WriteString(string(it.Delivery.Channel) + " " + string(it.Entry.Kind) + " " + it.RootMessageID + " " + it.Entry.Text + "\n")
+	}
+	return items, b.String()
+}
+
+// send marks the item in flight and sent with message id msg.
+func send(tb testing.TB, db *DB, it bot.OutboxItem, msg string) {
+	tb.Helper()
+	ctx := context.Background()
+	must(tb, db.MarkInFlight(ctx, it.Entry.ID))
+	must(tb, db.MarkSent(ctx, it.Entry.ID, msg, it.LastEditID))
+}
+
+func find(items []bot.OutboxItem, ch bot.ChannelRef, kind bot.OutboxKind) bot.OutboxItem {
+	for _, it := range items {
+		if it.Delivery.Channel == ch && it.Entry.Kind == kind {
+			return it
+		}
+	}
+	return bot.OutboxItem{}
+}
+
+func TestNextOutboxWaitsForTheCard(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	ingest(t, db, tenantA, false, testAlert(t, tenantA, "a1", bot.SeverityHigh))
+	// A line and an edit are queued before the cards are posted.
+	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "a1", ThreadText: "Comment by analyst", Now: t0}))
+
+	items, got := next(t, db, t0)
+	if got != "slack:C0CONTOSO post  \nslack:C0SOC post  \n" {
+		t.Fatalf("first round:\n%s", got)
+	}
+	if items[0].Entry.ID >= items[1].Entry.ID || items[0].Delivery.AlertID != "a1" || items[0].Delivery.TenantID != tenantA {
+		t.Fatalf("items = %+v", items)
+	}
+	// Not due yet: nothing.
+	if _, got := next(t, db, t0.Add(-time.Second)); got != "" {
+		t.Fatalf("entries due later were returned:\n%s", got)
+	}
+
+	postA := items[0]
+	must(t, db.MarkInFlight(ctx, postA.Entry.ID))
+	if _, got := next(t, db, t0); got != "slack:C0SOC post  \n" {
+		t.Fatalf("with A's post in flight:\n%s", got)
+	}
+	must(t, db.MarkSent(ctx, postA.Entry.ID, "m1", 0))
+	d, err := db.FindDelivery(ctx, postA.Delivery.ID)
+	must(t, err)
+	if d.MessageID != "m1" || d.State != bot.DeliveryPosted {
+		t.Fatalf("delivery after post = %+v", d)
+	}
+
+	items, got = next(t, db, t0)
+	// In entry order: SOC's post was queued before A's line.
+	if got != "slack:C0SOC post  \nslack:C0CONTOSO thread m1 Comment by analyst\n" {
+		t.Fatalf("after A's post:\n%s", got)
+	}
+	send(t, db, items[1], "r1")
+	items, got = next(t, db, t0)
+	if got != "slack:C0SOC post  \nslack:C0CONTOSO edit m1 \n" {
+		t.Fatalf("after A's line:\n%s", got)
+	}
+	if edit := items[1]; edit.LastEditID != edit.Entry.ID {
+		t.Fatalf("LastEditID = %d, want %d", edit.LastEditID, edit.Entry.ID)
+	}
+	send(t, db, items[1], "")
+	if _, got = next(t, db, t0); got != "slack:C0SOC post  \n" {
+		t.Fatalf("after A's edit:\n%s", got)
+	}
+	if items, _ := db.NextOutbox(ctx, t0, 0); len(items) != 0 {
+		t.Fatalf("limit 0 returned %d items", len(items))
+	}
+}
+
+func TestEditsCoalesce(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	db.now = func() time.Time { return t0 }
+	p, err := db.CreateDelivery(ctx, bot.Delivery{Kind: bot.DeliveryPrompt, Channel: chanA, TenantID: tenantA, RefID: "1",
+		Payload: []byte(`{"v":0}`), CreatedAt: t0})
+	must(t, err)
+	items, _ := next(t, db, t0)
+	send(t, db, items[0], "p1")
+	for i := 1; i <= 3; i++ {
+		must(t, db.EditDelivery(ctx, p.ID, []byte(`{"v":`+string(rune('0'+i))+`}`), ""))
+	}
+	items, got := next(t, db, t0.Add(time.Hour))
+	if got != "slack:C0CONTOSO edit p1 \n" {
+		t.Fatalf("edits:\n%s", got)
+	}
+	edit := items[0]
+	if edit.LastEditID != edit.Entry.ID+2 || string(edit.Delivery.Payload) != `{"v":3}` {
+		t.Fatalf("first edit %d covers up to %d, payload %s", edit.Entry.ID, edit.LastEditID, edit.Delivery.Payload)
+	}
+	must(t, db.MarkInFlight(ctx, edit.Entry.ID))
+	// An edit queued while the render is on its way is not covered by it.
+	must(t, db.EditDelivery(ctx, p.ID, []byte(`{"v":4}`), "granted"))
+	must(t, db.MarkSent(ctx, edit.Entry.ID, "", edit.LastEditID))
+	items, got = next(t, db, t0.Add(time.Hour))
+	if got != "slack:C0CONTOSO edit p1 \n" || items[0].Entry.ID <= edit.LastEditID {
+		t.Fatalf("after the coalesced edit:\n%s", got)
+	}
+	send(t, db, items[0], "")
+	if _, got = next(t, db, t0.Add(time.Hour)); got != "slack:C0CONTOSO thread p1 granted\n" {
+		t.Fatalf("after the last edit:\n%s", got)
+	}
+	counts, err := db.OutboxCounts(ctx)
+	must(t, err)
+	if counts[bot.OutboxSent] != 5 || counts[bot.OutboxPending] != 1 {
+		t.Fatalf("counts = %v", counts)
+	}
+}
+
+func TestDigestFlow(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	_, err := db.Ingest(ctx, bot.IngestBatch{TenantID: tenantA, PassID: 5, Hold: true, SOC: []bot.ChannelRef{chanSOC},
+		Now: t0, Plan: bot.PlanIngest, Alerts: []bot.Alert{
+			testAlert(t, tenantA, "s1", bot.SeverityHigh), testAlert(t, tenantA, "s2", bot.SeverityHigh),
+			testAlert(t, tenantA, "s3", bot.SeverityHigh)}})
+	must(t, err)
+	held, err := db.HeldPosts(ctx, 5)
+	must(t, err)
+	if len(held[chanA]) != 3 || len(held[chanSOC]) != 3 {
+		t.Fatalf("held = %v", held)
+	}
+	lines := map[int64]string{}
+	for _, h := range held[chanA] {
+		lines[h.DeliveryID] = "line " + h.AlertID
+	}
+
+	// Refused digests change nothing.
+	_, err = db.CreateDigest(ctx, bot.Delivery{Channel: chanA}, map[int64]string{held[chanSOC][0].DeliveryID: "x"})
+	wantCode(t, err, bot.EINVALID)
+	_, err = db.CreateDigest(ctx, bot.Delivery{Channel: chanA}, map[int64]string{999999: "x"})
+	wantCode(t, err, bot.ENOTFOUND)
+
+	dg, err := db.CreateDigest(ctx, bot.Delivery{Channel: chanA, TenantID: tenantA, Payload: []byte(`{"kind":"digest"}`), CreatedAt: t0}, lines)
+	must(t, err)
+	if dg.ID == 0 || dg.Kind != bot.DeliveryDigest || dg.State != bot.DeliveryPending {
+		t.Fatalf("digest = %+v", dg)
+	}
+	must(t, db.ReleaseHeld(ctx, 5))
+	if got := kinds(outboxOf(t, db, tenantA, "s1")); got != "slack:C0CONTOSO post cancelled\nslack:C0SOC post pending\nslack:C0CONTOSO thread pending\n" {
+		t.Fatalf("member entries:\n%s", got)
+	}
+	m, err := db.FindDelivery(ctx, held[chanA][0].DeliveryID)
+	must(t, err)
+	if m.DigestID != dg.ID {
+		t.Fatalf("member digest id = %d, want %d", m.DigestID, dg.ID)
+	}
+	// A member already in a digest cannot join another; nothing changes.
+	_, err = db.CreateDigest(ctx, bot.Delivery{Channel: chanA}, map[int64]string{m.ID: "again"})
+	wantCode(t, err, bot.EINVALID)
+
+	// The digest's card first; the members' lines wait for it.
+	items, got := next(t, db, t0)
+	if got != "slack:C0SOC post  \nslack:C0SOC post  \nslack:C0SOC post  \nslack:C0CONTOSO post  \n" {
+		t.Fatalf("before the digest is posted:\n%s", got)
+	}
+	digestPost := find(items, chanA, bot.OutboxPost)
+	if digestPost.Delivery.ID != dg.ID || string(digestPost.Delivery.Payload) != `{"kind":"digest"}` {
+		t.Fatalf("digest post = %+v", digestPost)
+	}
+	send(t, db, digestPost, "dg1")
+	_, got = next(t, db, t0)
+	want := "slack:C0SOC post  \nslack:C0SOC post  \nslack:C0SOC post  \n" +
+		"slack:C0CONTOSO thread dg1 line s1\nslack:C0CONTOSO thread dg1 line s2\nslack:C0CONTOSO thread dg1 line s3\n"
+	if got != want {
+		t.Fatalf("after the digest is posted:\n%s\nwant\n%s", got, want)
+	}
+	m, err = db.FindDelivery(ctx, m.ID)
+	must(t, err)
+	if m.MessageID != "dg1" || m.State != bot.DeliveryPosted {
+		t.Fatalf("member after digest post = %+v", m)
+	}
+	byMsg, err := db.FindDeliveryByMessage(ctx, chanA, "dg1")
+	must(t, err)
+	if byMsg.ID != dg.ID {
+		t.Fatalf("FindDeliveryByMessage = %d, want the digest %d", byMsg.ID, dg.ID)
+	}
+
+	// A later change threads under the digest: a line, no edit.
+	changed := testAlert(t, tenantA, "s1", bot.SeverityHigh)
+	changed.Status = bot.StatusResolved
+	ingest(t, db, tenantA, false, changed)
+	es := outboxOf(t, db, tenantA, "s1")
+	if got := kinds(es[3:]); got != "slack:C0CONTOSO thread pending\nslack:C0SOC thread pending\nslack:C0SOC edit pending\n" {
+		t.Fatalf("change of a member:\n%s", got)
+	}
+	// So does an analyst's action.
+	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "s2", ThreadText: "ack", Now: t0}))
+	if got := kinds(outboxOf(t, db, tenantA, "s2")[3:]); got != "slack:C0CONTOSO thread pending\nslack:C0SOC thread pending\nslack:C0SOC edit pending\n" {
+		t.Fatalf("action on a member:\n%s", got)
+	}
+}
+
+func TestCreateDigestRefusesPostedMember(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	ingest(t, db, tenantA, false, testAlert(t, tenantA, "p1", bot.SeverityMedium))
+	items, _ := next(t, db, t0)
+	send(t, db, items[0], "m1")
+	_, err := db.CreateDigest(ctx, bot.Delivery{Channel: chanA}, map[int64]string{items[0].Delivery.ID: "x"})
+	wantCode(t, err, bot.ECONFLICT)
+	var n int
+	must(t, db.r.QueryRow(`SELECT count(*) FROM deliveries WHERE kind = 'digest'`).Scan(&n))
+	if n != 0 {
+		t.Fatalf("a refused digest was stored")
+	}
+}
+
+func TestFailedDigestFailsMembers(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	_, err := db.Ingest(ctx, bot.IngestBatch{TenantID: tenantA, PassID: 2, Hold: true, Now: t0, Plan: bot.PlanIngest,
+		Alerts: []bot.Alert{testAlert(t, tenantA, "f1", bot.SeverityHigh)}})
+	must(t, err)
+	held, err := db.HeldPosts(ctx, 2)
+	must(t, err)
+	dg, err := db.CreateDigest(ctx, bot.Delivery{Channel: chanA, CreatedAt: t0}, map[int64]string{held[chanA][0].DeliveryID: "l"})
+	must(t, err)
+	items, _ := next(t, db, t0)
+	must(t, db.MarkFailed(ctx, items[0].Entry.ID, "channel_not_found"))
+	m, err := db.FindDelivery(ctx, held[chanA][0].DeliveryID)
+	must(t, err)
+	d, err := db.FindDelivery(ctx, dg.ID)
+	must(t, err)
+	if m.State != bot.DeliveryFailed || d.State != bot.DeliveryFailed || d.Error != "channel_not_found" {
+		t.Fatalf("digest %+v member %+v", d, m)
+	}
+	if got := kinds(outboxOf(t, db, tenantA, "f1")); got != "slack:C0CONTOSO post cancelled\nslack:C0CONTOSO thread cancelled\n" {
+		t.Fatalf("member entries:\n%s", got)
+	}
+}
+
+func TestInFlightSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "msspbot.db")
+	db, err := Open(ctx, path)
+	must(t, err)
+	mustTenant(t, db, tenantA, "Contoso", bot.TenantActive)
+	must(t, db.Link(ctx, chanA, tenantA))
+	ingest(t, db, tenantA, false, testAlert(t, tenantA, "c1", bot.SeverityMedium))
+	items, _ := next(t, db, t0)
+	must(t, db.MarkInFlight(ctx, items[0].Entry.ID))
+	must(t, db.Close()) // the crash, as far as the file is concerned
+
+	db, err = Open(ctx, path)
+	must(t, err)
+	defer db.Close()
+	left, err := db.InFlight(ctx)
+	must(t, err)
+	if len(left) != 1 || left[0].Entry.ID != items[0].Entry.ID || left[0].Entry.State != bot.OutboxInFlight ||
+		left[0].Entry.Attempts != 1 || left[0].Delivery.AlertID != "c1" || left[0].Delivery.Key() == "" {
+		t.Fatalf("InFlight = %+v", left)
+	}
+	if _, got := next(t, db, t0); got != "" {
+		t.Fatalf("an in-flight entry's delivery was offered again:\n%s", got)
+	}
+	// Recovery may take it again, then records the post it found.
+	must(t, db.MarkInFlight(ctx, left[0].Entry.ID))
+	must(t, db.MarkSent(ctx, left[0].Entry.ID, "found-1", 0))
+	left, err = db.InFlight(ctx)
+	must(t, err)
+	if len(left) != 0 {
+		t.Fatalf("InFlight after recovery = %+v", left)
+	}
+}
+
+func TestMarkFailedCancelsLaterEntries(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	ingest(t, db, tenantA, false, testAlert(t, tenantA, "x1", bot.SeverityHigh))
+	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "x1", ThreadText: "ack", Now: t0}))
+	items, _ := next(t, db, t0)
+	postA := find(items, chanA, bot.OutboxPost)
+	must(t, db.MarkInFlight(ctx, postA.Entry.ID))
+	must(t, db.MarkFailed(ctx, postA.Entry.ID, "channel_not_found"))
+	d, err := db.FindDelivery(ctx, postA.Delivery.ID)
+	must(t, err)
+	if d.State != bot.DeliveryFailed || d.Error != "channel_not_found" {
+		t.Fatalf("delivery = %+v", d)
+	}
+	want := "slack:C0CONTOSO post failed\nslack:C0SOC post pending\nslack:C0CONTOSO thread cancelled\n" +
+		"slack:C0SOC thread pending\nslack:C0CONTOSO edit cancelled\nslack:C0SOC edit pending\n"
+	if got := kinds(outboxOf(t, db, tenantA, "x1")); got != want {
+		t.Fatalf("entries:\n%s\nwant\n%s", got, want)
+	}
+	// A failed delivery gets no new lines: it has no message to reply under.
+	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "x1", ThreadText: "again", Now: t0}))
+	for _, e := range outboxOf(t, db, tenantA, "x1")[6:] {
+		if e.Channel == chanA {
+			t.Fatalf("entry queued for a failed delivery: %+v", e)
+		}
+	}
+
+	// A failed line fails alone; the card's next entry goes on.
+	items, _ = next(t, db, t0)
+	postSOC := find(items, chanSOC, bot.OutboxPost)
+	send(t, db, postSOC, "s1")
+	items, _ = next(t, db, t0)
+	line := find(items, chanSOC, bot.OutboxThread)
+	must(t, db.MarkFailed(ctx, line.Entry.ID, "msg_too_long"))
+	if _, got := next(t, db, t0); got != "slack:C0SOC edit s1 \n" {
+		t.Fatalf("after a failed line:\n%s", got)
+	}
+}
+
+func TestMarkRetryAndErrors(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	ingest(t, db, tenantA, false, testAlert(t, tenantA, "r1", bot.SeverityMedium))
+	items, _ := next(t, db, t0)
+	id := items[0].Entry.ID
+	must(t, db.MarkInFlight(ctx, id))
+	must(t, db.MarkRetry(ctx, id, t0.Add(time.Minute), "rate limited"))
+	if _, got := next(t, db, t0); got != "" {
+		t.Fatalf("a retry was offered before it was due:\n%s", got)
+	}
+	items, _ = next(t, db, t0.Add(time.Minute))
+	if len(items) != 1 || items[0].Entry.Attempts != 1 || items[0].Entry.Error != "rate limited" || !items[0].Entry.NextAttempt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("retried item = %+v", items)
+	}
+
+	for name, err := range map[string]error{
+		"MarkInFlight": db.MarkInFlight(ctx, 424242),
+		"MarkSent":     db.MarkSent(ctx, 424242, "m", 0),
+		"MarkRetry":    db.MarkRetry(ctx, 424242, t0, "x"),
+		"MarkFailed":   db.MarkFailed(ctx, 424242, "x"),
+	} {
+		if bot.ErrorCode(err) != bot.ENOTFOUND {
+			t.Errorf("%s(missing) = %v, want ENOTFOUND", name, err)
+		}
+	}
+	wantCode(t, db.MarkSent(ctx, id, "", 0), bot.EINVALID)
+	send(t, db, items[0], "m1")
+	wantCode(t, db.MarkInFlight(ctx, id), bot.ECONFLICT)
+	// A retry cannot bring a finished entry back.
+	must(t, db.MarkRetry(ctx, id, t0, "late"))
+	if got := kinds(outboxOf(t, db, tenantA, "r1")); got != "slack:C0CONTOSO post sent\n" {
+		t.Fatalf("entries:\n%s", got)
+	}
+}
+
+func TestDeliveries(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	_, err := db.CreateDelivery(ctx, bot.Delivery{Kind: bot.DeliveryNotice, Channel: "nocolon"})
+	wantCode(t, err, bot.EINVALID)
+	_, err = db.CreateDelivery(ctx, bot.Delivery{Channel: chanSOC})
+	wantCode(t, err, bot.EINVALID)
+
+	n, err := db.CreateDelivery(ctx, bot.Delivery{Kind: bot.DeliveryNotice, Channel: chanSOC, TenantID: strings.ToUpper(tenantA),
+		Payload: []byte(`{"kind":"notice","text":"Contoso is failing"}`), MessageID: "ignored", State: bot.DeliveryPosted, CreatedAt: t0})
+	must(t, err)
+	got, err := db.FindDelivery(ctx, n.ID)
+	must(t, err)
+	if got.Kind != bot.DeliveryNotice || got.State != bot.DeliveryPending || got.MessageID != "" || got.TenantID != tenantA ||
+		string(got.Payload) != string(n.Payload) || !got.CreatedAt.Equal(t0) || got.Key() != bot.DeliveryKey(n.ID) {
+		t.Fatalf("FindDelivery = %+v", got)
+	}
+	_, err = db.FindDelivery(ctx, n.ID+100)
+	wantCode(t, err, bot.ENOTFOUND)
+	_, err = db.FindDeliveryByMessage(ctx, chanSOC, "")
+	wantCode(t, err, bot.ENOTFOUND)
+
+	ingest(t, db, tenantA, false, testAlert(t, tenantA, "d1", bot.SeverityHigh))
+	ds, err := db.DeliveriesOfAlert(ctx, strings.ToUpper(tenantA), "d1")
+	must(t, err)
+	if len(ds) != 2 || ds[0].Channel != chanA || ds[1].Channel != chanSOC || ds[0].AlertID != "d1" || ds[0].Kind != bot.DeliveryAlert {
+		t.Fatalf("DeliveriesOfAlert = %+v", ds)
+	}
+	if other, err := db.DeliveriesOfAlert(ctx, tenantB, "d1"); err != nil || len(other) != 0 {
+		t.Fatalf("tenant B sees A's deliveries: %v %v", other, err)
+	}
+	if other, err := db.DeliveriesOfAlert(ctx, tenantA, "D1"); err != nil || len(other) != 0 {
+		t.Fatalf("alert ids are case-insensitive: %v %v", other, err)
+	}
+	// One card per alert and channel.
+	_, err = db.CreateDelivery(ctx, bot.Delivery{Kind: bot.DeliveryAlert, Channel: chanA, TenantID: tenantA, AlertID: "d1"})
+	wantCode(t, err, bot.ECONFLICT)
+
+	items, _ := next(t, db, t0)
+	post := find(items, chanA, bot.OutboxPost)
+	_, err = db.FindDeliveryByMessage(ctx, chanA, "m-d1")
+	wantCode(t, err, bot.ENOTFOUND)
+	send(t, db, post, "m-d1")
+	byMsg, err := db.FindDeliveryByMessage(ctx, chanA, "m-d1")
+	must(t, err)
+	if byMsg.ID != post.Delivery.ID {
+		t.Fatalf("FindDeliveryByMessage = %+v", byMsg)
+	}
+	// The same message id in another channel is another message.
+	_, err = db.FindDeliveryByMessage(ctx, chanSOC, "m-d1")
+	wantCode(t, err, bot.ENOTFOUND)
+
+	wantCode(t, db.EditDelivery(ctx, 999999, nil, ""), bot.ENOTFOUND)
+}
+
+func TestChannelFailures(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t)
+	first, err := db.RecordChannelFailure(ctx, chanA, "channel_not_found", t0)
+	must(t, err)
+	if !first {
+		t.Fatal("first failure not reported as first")
+	}
+	first, err = db.RecordChannelFailure(ctx, chanA, "not_in_channel", t0.Add(time.Minute))
+	must(t, err)
+	if first {
+		t.Fatal("second failure reported as first")
+	}
+	fs, err := db.ChannelFailures(ctx)
+	must(t, err)
+	if len(fs) != 1 || fs[0].Channel != chanA || fs[0].Reason != "not_in_channel" || !fs[0].Since.Equal(t0) {
+		t.Fatalf("ChannelFailures = %+v", fs)
+	}
+	must(t, db.ClearChannelFailure(ctx, chanA))
+	must(t, db.ClearChannelFailure(ctx, chanA))
+	if fs, _ := db.ChannelFailures(ctx); len(fs) != 0 {
+		t.Fatalf("after clear = %+v", fs)
+	}
+	first, err = db.RecordChannelFailure(ctx, chanA, "channel_not_found", t0.Add(time.Hour))
+	must(t, err)
+	if !first {
+		t.Fatal("a failure after the channel worked again is first again")
+	}
+}
