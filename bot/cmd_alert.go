@@ -347,3 +347,35 @@ func resolveChooser(alertID string) Message {
 		},
 	}
 }
+
+// AutocompleteAlerts suggests up to 25 open alert ids starting with prefix
+// that the channel may see (its tenant's; every active tenant's in a SOC
+// channel). Chat adapters call it while a user types an ALERT option.
+func (s *Service) AutocompleteAlerts(ctx context.Context, ch ChannelRef, user, prefix string) []string {
+	sc, err := s.scopeOf(ctx, ch)
+	if err != nil || !sc.linked() {
+		return nil
+	}
+	tenants, err := s.visibleTenants(ctx, sc)
+	if err != nil || len(tenants) == 0 {
+		return nil
+	}
+	ids := make([]string, len(tenants))
+	for i, t := range tenants {
+		ids[i] = t.ID
+	}
+	alerts, _, err := s.store.FindAlerts(ctx, AlertFilter{TenantIDs: ids, Statuses: []AlertStatus{StatusNew, StatusInProgress}, Limit: 200})
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range alerts {
+		if strings.HasPrefix(strings.ToLower(a.ID), strings.ToLower(prefix)) {
+			out = append(out, a.ID)
+			if len(out) == 25 {
+				break
+			}
+		}
+	}
+	return out
+}

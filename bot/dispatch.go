@@ -215,6 +215,9 @@ func (s *Service) send(ctx context.Context, it OutboxItem) (ok, stop bool) {
 			s.logErr(ctx, "mark failed", "err", err)
 		}
 		s.obs.OutboxResult(platform, "failed")
+		if se != nil && se.MessageOnly {
+			return false, false
+		}
 		s.channelFailed(rctx, ch, reason)
 		return false, true
 	}

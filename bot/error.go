@@ -63,10 +63,14 @@ var ErrAuth = errors.New("access refused by the tenant")
 // Retryable errors are retried with backoff (after RetryAfter when set);
 // permanent ones fail the entry with Reason.
 type SendError struct {
-	Permanent  bool
-	RetryAfter time.Duration
-	Reason     string // short, user-safe: "channel_not_found", "rate limited"
-	Err        error
+	Permanent bool
+	// MessageOnly marks a permanent failure of this one message (too long,
+	// message gone); otherwise a permanent failure means the channel is
+	// unusable (gone, bot removed, token revoked) and the SOC is told.
+	MessageOnly bool
+	RetryAfter  time.Duration
+	Reason      string // short, user-safe: "channel_not_found", "rate limited"
+	Err         error
 }
 
 func (e *SendError) Error() string {
@@ -85,6 +89,12 @@ func (e *SendError) Unwrap() error { return e.Err }
 // PermanentError returns a SendError that will not be retried.
 func PermanentError(reason string, err error) error {
 	return &SendError{Permanent: true, Reason: reason, Err: err}
+}
+
+// MessageError returns a permanent SendError that concerns only this
+// message, not the channel.
+func MessageError(reason string, err error) error {
+	return &SendError{Permanent: true, MessageOnly: true, Reason: reason, Err: err}
 }
 
 // RetryAfterError returns a retryable SendError that holds the channel for d.

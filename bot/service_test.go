@@ -650,3 +650,38 @@ func TestTransientSendErrorRetriesAndPostsOnce(t *testing.T) {
 		t.Fatalf("posted %d times", n)
 	}
 }
+
+func TestAutocompleteAlertsStaysInTenant(t *testing.T) {
+	h := newHarness(t)
+	h.src.put(h.alert(tenantA, "da-a1", bot.SeverityHigh))
+	h.src.put(h.alert(tenantB, "da-b1", bot.SeverityHigh))
+	h.poll()
+	got := h.svc.AutocompleteAlerts(context.Background(), chA, custA, "da")
+	if len(got) != 1 || got[0] != "da-a1" {
+		t.Fatalf("customer A autocomplete %v", got)
+	}
+	if got := h.svc.AutocompleteAlerts(context.Background(), chSOC, analyst, "DA-"); len(got) != 2 {
+		t.Fatalf("SOC autocomplete %v", got)
+	}
+	if got := h.svc.AutocompleteAlerts(context.Background(), "test:unlinked", custA, ""); len(got) != 0 {
+		t.Fatalf("unlinked channel autocomplete %v", got)
+	}
+}
+
+func TestMessageOnlyFailureDoesNotFailChannel(t *testing.T) {
+	h := newHarness(t)
+	h.chat.failPost = func(ch bot.ChannelRef) error {
+		if ch == chA {
+			return bot.MessageError("msg_too_long", nil)
+		}
+		return nil
+	}
+	h.src.put(h.alert(tenantA, "mo1", bot.SeverityMedium))
+	h.poll()
+	h.drain()
+	for _, m := range h.chat.posts(chSOC) {
+		notContains(t, m.Msg.Text, "msg_too_long")
+	}
+	notContains(t, h.run(chSOC, analyst, "status"), "msg_too_long")
+	contains(t, h.run(chSOC, analyst, "status"), "1 failed")
+}

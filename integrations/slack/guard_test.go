@@ -1,0 +1,147 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/msspbot/msspbot/bot"
+)
+
+func TestCheckSOCChannels(t *testing.T) {
+	n, f := newTestNotifier(t)
+	f.setShared("C0SHARED", true)
+	unsafe, err := n.CheckSOCChannels(context.Background(), []string{"C0SOC", "C0SHARED"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(unsafe, []string{"C0SHARED"}) {
+		t.Errorf("unsafe = %v", unsafe)
+	}
+}
+
+func TestGuard(t *testing.T) {
+	f := newFakeSlack(t)
+	cfg := f.config()
+	cfg.SOCChannels = []string{"slack:C0SOC", "slack:C0SHARED", "discord:1180000000000000000", "C0BARE"}
+	n, err := NewNotifier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGuard(cfg, n)
+	var _ bot.Notifier = g
+	ctx := context.Background()
+	msg := bot.Message{Kind: bot.MessageText, Text: "x"}
+
+	// before the first check a SOC channel is held back, retryably
+	_, err = g.Post(ctx, "slack:C0SOC", "k", msg)
+	var se *bot.SendError
+	if !errors.As(err, &se) || se.Permanent || se.RetryAfter <= 0 {
+		t.Fatalf("unchecked SOC channel: err = %v", err)
+	}
+	if g.Ready() == nil {
+		t.Error("ready before any check")
+	}
+	// customer channels are never held back
+	if _, err := g.Post(ctx, testChannel, "k", msg); err != nil {
+		t.Fatalf("customer channel: %v", err)
+	}
+
+	f.setShared("C0SHARED", true)
+	unsafe, err := g.Check(ctx)
+	if err != nil || !slices.Equal(unsafe, []string{"C0SHARED"}) {
+		t.Fatalf("Check = %v, %v", unsafe, err)
+	}
+	if f.callCount("conversations.info") != 3 {
+		t.Errorf("conversations.info calls = %d, want 3 (discord channel ignored)", f.callCount("conversations.info"))
+	}
+	if _, err := g.Post(ctx, "slack:C0SOC", "k", msg); err != nil {
+		t.Errorf("safe SOC channel: %v", err)
+	}
+	before := f.callCount("chat.postMessage")
+	for _, send := range []func() error{
+		func() error { _, err := g.Post(ctx, "slack:C0SHARED", "k", msg); return err },
+		func() error { _, err := g.Thread(ctx, "slack:C0SHARED", "1.1", msg); return err },
+		func() error { return g.Edit(ctx, "slack:C0SHARED", "1.1", msg) },
+	} {
+		err := send()
+		if !errors.As(err, &se) || !se.Permanent || se.Reason != ErrSOCChannelShared {
+			t.Errorf("shared SOC channel: err = %v", err)
+		}
+	}
+	if f.callCount("chat.postMessage") != before || f.callCount("chat.update") != 0 {
+		t.Error("a refused message reached Slack")
+	}
+	if _, _, err := g.Find(ctx, "slack:C0SHARED", "k"); err != nil {
+		t.Errorf("Find is read-only and allowed: %v", err)
+	}
+	if err := g.Ready(); err == nil {
+		t.Error("ready with a shared SOC channel")
+	}
+
+	// unshared again: posts resume, ready
+	f.setShared("C0SHARED", false)
+	if _, err := g.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Ready(); err != nil {
+		t.Errorf("Ready = %v", err)
+	}
+	if _, err := g.Post(ctx, "slack:C0SHARED", "k", msg); err != nil {
+		t.Errorf("after unsharing: %v", err)
+	}
+
+	// a failed check keeps what was known and reports not ready
+	f.failNext("conversations.info", slackError("missing_scope"))
+	if _, err := g.Check(ctx); err == nil {
+		t.Error("Check hid a failure")
+	}
+	if _, err := g.Post(ctx, "slack:C0SOC", "k", msg); err != nil {
+		t.Errorf("known-safe channel after a failed check: %v", err)
+	}
+}
+
+func TestGuardUnknownChannelPassesThrough(t *testing.T) {
+	f := newFakeSlack(t)
+	f.setUnknown("C0GONE")
+	cfg := f.config()
+	cfg.SOCChannels = []string{"slack:C0GONE"}
+	n, _ := NewNotifier(cfg)
+	g := NewGuard(cfg, n)
+	if _, err := g.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// the real post reports channel_not_found, which the dispatcher shows
+	f.failNext("chat.postMessage", slackError("channel_not_found"))
+	_, err := g.Post(context.Background(), "slack:C0GONE", "k", bot.Message{Kind: bot.MessageText, Text: "x"})
+	var se *bot.SendError
+	if !errors.As(err, &se) || se.Reason != "channel_not_found" {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestRunSafetyChecksStopsWithContext(t *testing.T) {
+	f := newFakeSlack(t)
+	cfg := f.config()
+	cfg.SOCChannels = []string{"slack:C0SOC"}
+	n, _ := NewNotifier(cfg)
+	g := NewGuard(cfg, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- g.RunSafetyChecks(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Ready() != nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := g.Ready(); err != nil {
+		t.Fatalf("not ready after the start-up check: %v", err)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunSafetyChecks did not stop")
+	}
+}
