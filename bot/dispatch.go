@@ -108,6 +108,8 @@ func (s *Service) Recover(ctx context.Context) error {
 // were sent. Entries of one channel go in order; channels run in parallel;
 // a channel on hold (retry-after) is skipped without delaying the others.
 func (s *Service) Dispatch(ctx context.Context) (int, error) {
+	s.dispatchMu.Lock()
+	defer s.dispatchMu.Unlock()
 	now := s.cfg.Now()
 	items, err := s.store.NextOutbox(ctx, now, dispatchBatch)
 	if err != nil {

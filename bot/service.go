@@ -79,9 +79,12 @@ type Service struct {
 	log   *slog.Logger
 	obs   Observer
 
-	ds     dispatchState
-	wake   chan struct{} // new outbox entries
-	wakeWB chan struct{} // new write-backs
+	ds dispatchState
+	// One dispatch round and one write-back round at a time: two at once
+	// would read the same ready entries and send them twice.
+	dispatchMu, writeBackMu sync.Mutex
+	wake                    chan struct{} // new outbox entries
+	wakeWB                  chan struct{} // new write-backs
 
 	// consent states not yet rendered into a posted prompt, by request id;
 	// the database keeps only their hashes.

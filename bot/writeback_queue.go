@@ -17,6 +17,8 @@ const (
 // alert go strictly in order (an ack retried after a later resolve would
 // undo it); tenants proceed in parallel so one throttled tenant waits alone.
 func (s *Service) ProcessWriteBacks(ctx context.Context) (int, error) {
+	s.writeBackMu.Lock()
+	defer s.writeBackMu.Unlock()
 	now := s.cfg.Now()
 	// Read every pending one (not only due ones) to find each alert's head.
 	all, err := s.store.NextWriteBacks(ctx, now.Add(100*365*24*time.Hour), writeBackScan)

@@ -254,3 +254,64 @@ func TestPurge(t *testing.T) {
 		t.Fatalf("second Purge = %+v, want nothing", got)
 	}
 }
+
+func TestOpenCreatesPrivateFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "msspbot.db")
+	db, err := Open(context.Background(), path)
+	must(t, err)
+	defer db.Close()
+	fi, err := os.Stat(path)
+	must(t, err)
+	if mode := fi.Mode().Perm(); mode != 0o600 {
+		t.Fatalf("database file mode = %o, want 600", mode)
+	}
+}
+
+// Writers from many goroutines queue on the one writer connection instead
+// of failing with "database is locked"; readers run beside them.
+func TestConcurrentUse(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	raw, oldID := fixtureRaw(t)
+	errs := make(chan error, 64)
+	for g := range 8 {
+		go func() {
+			var err error
+			for i := range 20 {
+				id := "g" + strconv.Itoa(g) + "-" + strconv.Itoa(i)
+				switch i % 4 {
+				case 0:
+					_, err = db.Ingest(ctx, bot.IngestBatch{TenantID: tenantA, Now: t0, Plan: bot.PlanIngest, SOC: []bot.ChannelRef{chanSOC},
+						Alerts: []bot.Alert{alertFrom(t, raw, oldID, tenantA, id)}})
+				case 1:
+					err = db.CreateAudit(ctx, bot.AuditEntry{Action: "ack", Target: id, TenantID: tenantA})
+				case 2:
+					var items []bot.OutboxItem
+					if items, err = db.NextOutbox(ctx, t0, 10); err == nil && len(items) > 0 {
+						if e := db.MarkInFlight(ctx, items[0].Entry.ID); e == nil {
+							err = db.MarkSent(ctx, items[0].Entry.ID, "m-"+id, items[0].LastEditID)
+						} else if bot.ErrorCode(e) != bot.ECONFLICT { // another goroutine took it
+							err = e
+						}
+					}
+				case 3:
+					_, _, err = db.FindAlerts(ctx, bot.AlertFilter{TenantIDs: []string{tenantA}})
+				}
+				if err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, total, err := db.FindAlerts(ctx, bot.AlertFilter{TenantIDs: []string{tenantA}})
+	must(t, err)
+	if total != 40 {
+		t.Fatalf("alerts stored = %d, want 40", total)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ type ingestState struct {
 	pending    map[string][]bot.WriteBack
 	deliveries map[string][]deliveryRef
 	channels   []bot.ChannelRules
+	repeats    map[string]bool // ids that occur more than once in the batch
 }
 
 // Ingest implements bot.AlertStore (see bot.IngestBatch). A revoked
@@ -83,14 +85,18 @@ func loadIngestState(ctx context.Context, tx *sql.Tx, tenantID string, alerts []
 		prev:       make(map[string]*bot.Alert),
 		pending:    make(map[string][]bot.WriteBack),
 		deliveries: make(map[string][]deliveryRef),
+		repeats:    make(map[string]bool),
 	}
 	seen := make(map[string]bool, len(alerts))
 	ids := make([]string, 0, len(alerts))
 	for i := range alerts {
-		if id := alerts[i].ID; !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
+		id := alerts[i].ID
+		if seen[id] {
+			st.repeats[id] = true
+			continue
 		}
+		seen[id] = true
+		ids = append(ids, id)
 	}
 	for _, chunk := range chunks(ids) {
 		args := make([]any, 0, len(chunk)+1)
@@ -148,9 +154,12 @@ func loadDeliveries(ctx context.Context, tx *sql.Tx, into map[string][]deliveryR
 	return rows.Err()
 }
 
-// deliveryChunk is how many deliveries one INSERT carries: fewer round
-// trips through database/sql, which cost more than the b-tree work.
-const deliveryChunk = 100
+// Rows per multi-row INSERT: round trips through database/sql cost more
+// than the b-tree work, so the batch's rows go in chunks.
+const (
+	alertChunk    = 16  // × 25 columns
+	deliveryChunk = 100 // × 5 columns
+)
 
 // ingestWriter writes one batch. New deliveries get their ids here: the
 // transaction holds the write lock, so max(id)+1… are free. That lets them
@@ -162,7 +171,7 @@ type ingestWriter struct {
 	tenantID            string
 	nowNS               int64
 	firstID, nextID     int64 // this batch's deliveries are ids > firstID
-	buf                 []any // buffered delivery rows
+	alerts, deliveries  []any // buffered rows
 	later               []any // thread/edit entries of this batch's own deliveries, after their posts
 }
 
@@ -173,7 +182,7 @@ func newIngestWriter(ctx context.Context, tx *sql.Tx, tenantID string, now time.
 	}
 	w.nextID = w.firstID
 	var err error
-	if w.upsert, err = tx.PrepareContext(ctx, alertUpsert); err != nil {
+	if w.upsert, err = tx.PrepareContext(ctx, alertUpsertRows(alertChunk)); err != nil {
 		return nil, err
 	}
 	if w.entry, err = tx.PrepareContext(ctx, `INSERT INTO outbox (delivery_id, kind, text, state, next_attempt, created_at)
@@ -188,11 +197,18 @@ func newIngestWriter(ctx context.Context, tx *sql.Tx, tenantID string, now time.
 	return w, nil
 }
 
+// alertUpsertRows is alertUpsert for n rows.
+func alertUpsertRows(n int) string {
+	row := `(` + placeholders(25) + `)`
+	values := strings.TrimSuffix(strings.Repeat(row+`,`, n), `,`)
+	return strings.Replace(alertUpsert, row, values, 1)
+}
+
 // deliveryInsert inserts n alert deliveries of (id, channel, tenant, alert, created).
 func deliveryInsert(n int) string {
-	const row = `(?, 'alert', ?, ?, ?, 'pending', ?),`
-	q := `INSERT INTO deliveries (id, kind, channel, tenant_id, alert_id, state, created_at) VALUES ` + strings.Repeat(row, n)
-	return q[:len(q)-1]
+	const row = `(?, 'alert', ?, ?, ?, 'pending', ?)`
+	return `INSERT INTO deliveries (id, kind, channel, tenant_id, alert_id, state, created_at) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(row+`,`, n), `,`)
 }
 
 func (w *ingestWriter) close() {
@@ -201,6 +217,36 @@ func (w *ingestWriter) close() {
 			s.Close()
 		}
 	}
+}
+
+// store buffers one alert's row.
+func (w *ingestWriter) store(a *bot.Alert) error {
+	args, err := alertArgs(a)
+	if err != nil {
+		return err
+	}
+	w.alerts = append(w.alerts, args...)
+	if len(w.alerts) == 25*alertChunk {
+		return w.flushAlerts()
+	}
+	return nil
+}
+
+func (w *ingestWriter) flushAlerts() error {
+	var err error
+	switch n := len(w.alerts) / 25; n {
+	case 0:
+		return nil
+	case alertChunk:
+		_, err = w.upsert.ExecContext(w.ctx, w.alerts...)
+	default:
+		_, err = w.tx.ExecContext(w.ctx, alertUpsertRows(n), w.alerts...)
+	}
+	if err != nil {
+		return fmt.Errorf("upsert alerts: %w", err)
+	}
+	w.alerts = w.alerts[:0]
+	return nil
 }
 
 // queue adds a thread or edit entry for delivery id.
@@ -216,24 +262,27 @@ func (w *ingestWriter) queue(id int64, kind bot.OutboxKind, text string) error {
 // deliver creates a delivery of alertID in ch and returns its id.
 func (w *ingestWriter) deliver(ch bot.ChannelRef, alertID string) (int64, error) {
 	w.nextID++
-	w.buf = append(w.buf, w.nextID, string(ch), w.tenantID, alertID, w.nowNS)
-	if len(w.buf) == 5*deliveryChunk {
-		if _, err := w.bulk.ExecContext(w.ctx, w.buf...); err != nil {
+	w.deliveries = append(w.deliveries, w.nextID, string(ch), w.tenantID, alertID, w.nowNS)
+	if len(w.deliveries) == 5*deliveryChunk {
+		if _, err := w.bulk.ExecContext(w.ctx, w.deliveries...); err != nil {
 			return 0, err
 		}
-		w.buf = w.buf[:0]
+		w.deliveries = w.deliveries[:0]
 	}
 	return w.nextID, nil
 }
 
-// finish writes the buffered deliveries, a post entry for each of the
-// batch's deliveries, then the entries that must follow those posts.
+// finish writes the buffered rows, a post entry for each of the batch's
+// deliveries, then the entries that must follow those posts.
 func (w *ingestWriter) finish(postState bot.OutboxState, passID int64) error {
-	if len(w.buf) > 0 {
-		if _, err := w.tx.ExecContext(w.ctx, deliveryInsert(len(w.buf)/5), w.buf...); err != nil {
+	if err := w.flushAlerts(); err != nil {
+		return err
+	}
+	if len(w.deliveries) > 0 {
+		if _, err := w.tx.ExecContext(w.ctx, deliveryInsert(len(w.deliveries)/5), w.deliveries...); err != nil {
 			return fmt.Errorf("create deliveries: %w", err)
 		}
-		w.buf = w.buf[:0]
+		w.deliveries = w.deliveries[:0]
 	}
 	if w.nextID == w.firstID {
 		return nil
@@ -271,6 +320,13 @@ func writeIngest(ctx context.Context, tx *sql.Tx, tenantID string, b bot.IngestB
 		}
 		next := b.Alerts[i]
 		next.TenantID = tenantID
+		repeat := st.repeats[next.ID]
+		if repeat {
+			// Its earlier row must be written before this one replaces it.
+			if err := w.flushAlerts(); err != nil {
+				return res, err
+			}
+		}
 		existing := st.deliveries[next.ID]
 		var delivered map[bot.ChannelRef]bool
 		if len(existing) > 0 {
@@ -288,12 +344,8 @@ func writeIngest(ctx context.Context, tx *sql.Tx, tenantID string, b bot.IngestB
 		})
 		stored := out.Store
 		stored.TenantID, stored.ID = tenantID, next.ID // the plan cannot move an alert
-		args, err := alertArgs(&stored)
-		if err != nil {
+		if err := w.store(&stored); err != nil {
 			return res, err
-		}
-		if _, err := w.upsert.ExecContext(w.ctx, args...); err != nil {
-			return res, fmt.Errorf("upsert alert %s: %w", next.ID, err)
 		}
 		switch out.Change {
 		case bot.ChangeNew:
@@ -320,24 +372,23 @@ func writeIngest(ctx context.Context, tx *sql.Tx, tenantID string, b bot.IngestB
 			}
 		}
 
-		for _, ch := range out.NewChannels {
-			if delivered[ch] {
-				continue // the plan asked twice; one card per channel
+		for j, ch := range out.NewChannels {
+			if delivered[ch] || slices.Contains(out.NewChannels[:j], ch) {
+				continue // one card per channel, whatever the plan says
 			}
-			if delivered == nil {
-				delivered = make(map[bot.ChannelRef]bool, len(out.NewChannels))
-			}
-			delivered[ch] = true
 			id, err := w.deliver(ch, next.ID)
 			if err != nil {
 				return res, fmt.Errorf("create delivery: %w", err)
 			}
 			res.Deliveries++
-			// A repeat of this alert later in the batch sees the new card.
-			st.deliveries[next.ID] = append(st.deliveries[next.ID],
-				deliveryRef{id: id, channel: ch, state: bot.DeliveryPending})
+			if repeat { // its next occurrence must see this card
+				st.deliveries[next.ID] = append(st.deliveries[next.ID],
+					deliveryRef{id: id, channel: ch, state: bot.DeliveryPending})
+			}
 		}
-		st.prev[next.ID] = &stored
+		if repeat {
+			st.prev[next.ID] = &stored
+		}
 	}
 	postState := bot.OutboxPending
 	if b.Hold {

@@ -77,7 +77,12 @@ func TestNextOutboxWaitsForTheCard(t *testing.T) {
 	if got != "slack:C0SOC post  \nslack:C0CONTOSO thread m1 Comment by analyst\n" {
 		t.Fatalf("after A's post:\n%s", got)
 	}
-	send(t, db, items[1], "r1")
+	// While the line is on its way, the edit behind it waits.
+	must(t, db.MarkInFlight(ctx, items[1].Entry.ID))
+	if _, got := next(t, db, t0); got != "slack:C0SOC post  \n" {
+		t.Fatalf("with A's line in flight:\n%s", got)
+	}
+	must(t, db.MarkSent(ctx, items[1].Entry.ID, "r1", 0))
 	items, got = next(t, db, t0)
 	if got != "slack:C0SOC post  \nslack:C0CONTOSO edit m1 \n" {
 		t.Fatalf("after A's line:\n%s", got)
