@@ -59,6 +59,11 @@ func ErrorMessage(err error) string {
 // ErrAuth marks a 401/403 from a provider: access to the tenant is refused.
 var ErrAuth = errors.New("access refused by the tenant")
 
+// ErrThrottled marks a provider request given up because of rate limits
+// (429s or the tenant's request budget); it is counted apart from other
+// transient failures.
+var ErrThrottled = errors.New("throttled")
+
 // SendError is what a Notifier returns when a message could not be sent.
 // Retryable errors are retried with backoff (after RetryAfter when set);
 // permanent ones fail the entry with Reason.

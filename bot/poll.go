@@ -145,6 +145,8 @@ func (s *Service) fetchFailed(ctx context.Context, t Tenant, err error) {
 	switch {
 	case auth:
 		kind = "auth"
+	case errors.Is(err, ErrThrottled):
+		kind = "throttled"
 	case errors.Is(err, context.DeadlineExceeded):
 		kind = "timeout"
 	}

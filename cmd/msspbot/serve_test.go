@@ -320,11 +320,15 @@ func TestServeEndToEnd(t *testing.T) {
 	// 4. The card is posted in the customer channel and (High) the SOC channel.
 	card := e.slack.waitMsg(t, "CCONTOSO", func(m *slackMsg) bool { return m.ThreadTS == "" && strings.Contains(m.Text, "da-e2e-1") })
 	e.slack.waitMsg(t, "CSOC", func(m *slackMsg) bool { return m.ThreadTS == "" && strings.Contains(m.Text, "da-e2e-1") })
-	e.slack.waitMsg(t, "CCONTOSO", func(m *slackMsg) bool { return m.TS == prompt.TS && len(m.Edits) > 0 && strings.Contains(m.Edits[len(m.Edits)-1], "granted") })
+	e.slack.waitMsg(t, "CCONTOSO", func(m *slackMsg) bool {
+		return m.TS == prompt.TS && len(m.Edits) > 0 && strings.Contains(m.Edits[len(m.Edits)-1], "granted")
+	})
 
 	// 5. A change in Defender: thread line + card edit.
 	e.mde.Update(e2eTenantA, "da-e2e-1", func(a map[string]any) { a["severity"] = "Medium"; a["assignedTo"] = "soc@contoso.example" })
-	e.slack.waitMsg(t, "CCONTOSO", func(m *slackMsg) bool { return m.ThreadTS == card.TS && strings.Contains(m.Text, "severity High → Medium") })
+	e.slack.waitMsg(t, "CCONTOSO", func(m *slackMsg) bool {
+		return m.ThreadTS == card.TS && strings.Contains(m.Text, "severity High → Medium")
+	})
 	e.slack.waitMsg(t, "CCONTOSO", func(m *slackMsg) bool { return m.TS == card.TS && len(m.Edits) > 0 })
 
 	// 6. Customer B's channel naming A's alert: not found, nothing written.
@@ -350,6 +354,21 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("PATCH %+v %s", p, p.Body)
 	}
 	e.slack.waitMsg(t, "CCONTOSO", func(m *slackMsg) bool { return m.ThreadTS == card.TS && strings.Contains(m.Text, "Acknowledged") })
+
+	// 8. Resolve from the SOC channel (Graph determination name accepted,
+	// MDE name sent): PATCH with the exact MDE values.
+	_, body = signed(t, e.base, "/slack/commands", e2eSecret, command("CSOC", "UANALYST", "resolve da-e2e-1 truepositive determination=multiStagedAttack contained"))
+	if !strings.Contains(body, "Resolved") {
+		t.Fatalf("resolve answered %s", body)
+	}
+	eventually(t, "resolve PATCH", func() bool { return len(e.mde.Patches()) == 2 })
+	p = e.mde.Patches()[1]
+	for _, want := range []string{`"status":"Resolved"`, `"classification":"TruePositive"`, `"determination":"MultiStagedAttack"`, `"comment":"contained"`} {
+		if !strings.Contains(string(p.Body), want) {
+			t.Fatalf("resolve PATCH %s lacks %s", p.Body, want)
+		}
+	}
+	e.slack.waitMsg(t, "CCONTOSO", func(m *slackMsg) bool { return m.ThreadTS == card.TS && strings.Contains(m.Text, "Resolved by") })
 
 	// Metrics carry no tenant ids or names.
 	_, metrics := e.get("/metrics")

@@ -221,7 +221,7 @@ func (c *Client) budget(tenant string) *budget {
 // ErrThrottled marks a request given up because Defender kept answering
 // 429 (or asked to wait past the caller's deadline) or the tenant's
 // request budget could not be met in time.
-var ErrThrottled = errors.New("throttled")
+var ErrThrottled = fmt.Errorf("defender: %w", bot.ErrThrottled)
 
 // ErrUnavailable marks a request given up after repeated 5xx answers,
 // timeouts or network errors.
