@@ -408,8 +408,6 @@ func render(m bot.Message) string {
 	return b.String()
 }
 
-var alertSeq int
-
 // alert returns a fixture-shaped alert updated at the harness's now.
 func (h *harness) alert(tenant, id string, sev bot.Severity) bot.Alert {
 	return bot.Alert{
