@@ -119,7 +119,7 @@ func (s *Service) consentPrompt(r AccessRequest, asker string) Message {
 	return Message{
 		Kind:  MessagePrompt,
 		Title: "Grant your MSSP access to Microsoft Defender alerts",
-		Text: fmt.Sprintf("%s asks to connect *%s* (tenant `%s`) to msspbot. An admin of your organisation can grant access in Microsoft Entra ID (admin consent). You can revoke it at any time by deleting the enterprise app.",
+		Text: fmt.Sprintf("%s asks to connect %s (tenant `%s`) to msspbot. An admin of your organisation can grant access in Microsoft Entra ID (admin consent). You can revoke it at any time by deleting the enterprise app.",
 			asker, r.TenantName, r.TenantID),
 		Fields: []Field{
 			{Label: "Requested by", Value: asker},
@@ -148,7 +148,7 @@ func (s *Service) requestConfirm(ctx context.Context, cmd Command, sc scope, req
 	d, err := s.noticeMessage(ctx, soc, req.TenantID, Message{
 		Kind:  MessagePrompt,
 		Title: "Confirm onboarding of an already-consented tenant",
-		Text: fmt.Sprintf("%s asks to onboard *%s* (tenant `%s`) into %s. msspbot's app is already consented in that tenant, so the customer's consent cannot prove the tenant belongs to this channel. Confirm only if it does.",
+		Text: fmt.Sprintf("%s asks to onboard %s (tenant `%s`) into %s. msspbot's app is already consented in that tenant, so the customer's consent cannot prove the tenant belongs to this channel. Confirm only if it does.",
 			displayName(cmd), req.TenantName, req.TenantID, cmd.Channel),
 		Buttons: []Button{{Label: "Confirm", ActionID: ActionConfirm, Value: strconv.FormatInt(r.ID, 10), Style: ButtonPrimary}},
 	})

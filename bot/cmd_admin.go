@@ -105,7 +105,7 @@ func (s *Service) cmdLink(ctx context.Context, cmd Command, sc scope, req Reques
 	return Message{
 		Kind:    MessagePrompt,
 		Title:   "Link this channel?",
-		Text:    fmt.Sprintf("Link this channel to *%s* (`%s`)? Everyone in this channel will see its alerts.", t.Name, t.ID),
+		Text:    fmt.Sprintf("Link this channel to %s (`%s`)? Everyone in this channel will see its alerts.", t.Name, t.ID),
 		Buttons: []Button{{Label: "Confirm", ActionID: ActionLinkConfrm, Value: strconv.FormatInt(r.ID, 10), Style: ButtonPrimary}},
 	}, nil
 }

@@ -112,7 +112,7 @@ func (s *Service) cmdShow(ctx context.Context, sc scope, req Request) (Message, 
 		return Message{}, err
 	}
 	rows := []string{
-		fmt.Sprintf("%s *%s* · %s", SeverityEmoji(a.Severity), a.Severity, a.Title),
+		fmt.Sprintf("%s %s · %s", SeverityEmoji(a.Severity), a.Severity, a.Title),
 		"Alert: `" + a.ID + "`",
 		"Tenant: " + t.Name + " (" + t.ID + ")",
 		"Status: " + string(a.Status) + assigned(a.AssignedTo),
