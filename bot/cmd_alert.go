@@ -279,8 +279,8 @@ func (s *Service) click(ctx context.Context, cmd Command, sc scope) (string, Mes
 		}
 		return name, msg
 	case ActionResolveAs:
-		// The chooser is ephemeral, so there is no delivery to check: the
-		// scope check in findAlert keeps it to the channel's tenant.
+		// The chooser is ephemeral; adapters pass the id of the card it was
+		// opened from, which is checked like any card click.
 		// Split at the last colon: the class never contains one.
 		i := strings.LastIndex(cmd.Value, ":")
 		ok := i > 0
@@ -296,7 +296,14 @@ func (s *Service) click(ctx context.Context, cmd Command, sc scope) (string, Mes
 			s.auditRefusal(ctx, cmd, sc, "resolve", id, err)
 			return "resolve", s.errorReply(ctx, err)
 		}
-		msg, err := s.cmdAction(ctx, cmd, sc, Request{Name: "resolve", AlertRef: id, Classification: c})
+		card := cmd
+		card.Value = id
+		d, err := s.checkClickedCard(ctx, card, sc)
+		if err != nil {
+			s.auditRefusal(ctx, cmd, sc, "resolve", id, err)
+			return "resolve", s.errorReply(ctx, err)
+		}
+		msg, err := s.cmdAction(ctx, cmd, sc, Request{Name: "resolve", AlertRef: d.TenantID + "/" + d.AlertID, Classification: c})
 		if err != nil {
 			return "resolve", s.errorReply(ctx, err)
 		}

@@ -132,6 +132,7 @@ func (s *Service) fetchSucceeded(ctx context.Context, t Tenant) {
 		return
 	}
 	if recovered {
+		s.audit(ctx, AuditEntry{Actor: "system", TenantID: t.ID, Action: "tenant active", Target: t.ID, Outcome: "access works again"})
 		s.notifyTenantState(ctx, t,
 			fmt.Sprintf("✅ Access to %s (`%s`) works again; alerts are flowing.", t.Name, t.ID),
 			"✅ msspbot can read your alerts again. Thank you!")
@@ -183,6 +184,7 @@ func (s *Service) fetchFailed(ctx context.Context, t Tenant, err error) {
 		return
 	}
 	if turnsFailing {
+		s.audit(ctx, AuditEntry{Actor: "system", TenantID: t.ID, Action: "tenant failing", Target: t.ID, Outcome: reason})
 		s.notifyTenantState(ctx, t,
 			fmt.Sprintf("❌ Lost access to %s (`%s`): Defender refused %d requests in a row. The customer may have removed msspbot's enterprise app or its consent, or the app's secret expired. msspbot keeps retrying; to restore access, re-run /mssp onboard in the customer's channel or renew the app credential.", t.Name, t.ID, failures),
 			"❌ msspbot has lost access to your Defender alerts (the admin consent or the enterprise app may have been removed). Your MSSP has been told; an admin may need to grant access again when they ask.")

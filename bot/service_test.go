@@ -316,8 +316,10 @@ func TestClicks(t *testing.T) {
 	// Resolve opens the chooser, whose buttons resolve.
 	out := h.click(chA, custA, bot.ActionResolve, "c2", c2.ID)
 	contains(t, out, "alert_resolve_as c2:truepositive")
-	contains(t, h.click(chA, custA, bot.ActionResolveAs, "c2:falsepositive", "ephemeral"), "Resolved `c2` as FalsePositive")
-	contains(t, h.click(chA, custA, bot.ActionResolveAs, "c2:bogus", "ephemeral"), "not valid")
+	contains(t, h.click(chA, custA, bot.ActionResolveAs, "c2:falsepositive", c1.ID), "does not belong") // another card
+	contains(t, h.click(chA, custA, bot.ActionResolveAs, "c2:falsepositive", "ephemeral"), "does not belong")
+	contains(t, h.click(chA, custA, bot.ActionResolveAs, "c2:falsepositive", c2.ID), "Resolved `c2` as FalsePositive")
+	contains(t, h.click(chA, custA, bot.ActionResolveAs, "c2:bogus", c2.ID), "not valid")
 	// Clicking in the SOC channel works on the SOC card.
 	h.drain()
 	soc := h.chat.cardFor(chSOC, "c1")
@@ -484,6 +486,9 @@ func TestAuthFailuresTurnTenantFailingOnce(t *testing.T) {
 	if got := len(h.chat.posts(chA)) - custBefore; got != 2 {
 		t.Fatalf("customer got %d notices in all, want 2", got)
 	}
+	audit := h.run(chSOC, analyst, "audit")
+	contains(t, audit, "tenant failing")
+	contains(t, audit, "tenant active")
 }
 
 func TestPropagationWindowPostsNothing(t *testing.T) {
