@@ -159,7 +159,7 @@ func (s *Service) cmdShow(ctx context.Context, sc scope, req Request) (Message, 
 		rows = append(rows, ev)
 	}
 	add("Portal", a.PortalURL)
-	return Message{Kind: MessageList, Title: a.Title, List: &List{Header: "Alert " + a.ID, Rows: rows}}, nil
+	return Message{Kind: MessageList, List: &List{Header: "Alert " + a.ID, Rows: rows}}, nil
 }
 
 func assigned(who string) string {
