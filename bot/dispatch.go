@@ -204,7 +204,10 @@ func (s *Service) send(ctx context.Context, it OutboxItem) (ok, stop bool) {
 	}
 	var se *SendError
 	permanent := errors.As(err, &se) && se.Permanent
-	if !permanent && it.Entry.Attempts+1 >= maxAttempts {
+	rateLimited := se != nil && se.RetryAfter > 0
+	// Being rate limited says nothing about the message: it never counts
+	// towards giving up.
+	if !permanent && !rateLimited && it.Entry.Attempts+1 >= maxAttempts {
 		permanent = true
 	}
 	if permanent {

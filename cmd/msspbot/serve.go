@@ -148,7 +148,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opt serveO
 			return fmt.Errorf("slack: %w", err)
 		}
 		slackGuard = slack.NewGuard(slackCfg, n)
-		deps.Notifiers[slack.Platform] = slackGuard
+		deps.Notifiers[slack.Platform] = slack.NewPaced(slackGuard)
 		runners = append(runners, slackGuard.RunSafetyChecks)
 		srv.AddCheck("slack-soc-channels", func(context.Context) error { return slackGuard.Ready() })
 	}

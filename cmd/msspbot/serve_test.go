@@ -111,18 +111,6 @@ func (f *fakeSlack) waitMsg(t *testing.T, channel string, match func(*slackMsg) 
 	return found
 }
 
-func (f *fakeSlack) count(channel string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, m := range f.msgs {
-		if m.Channel == channel {
-			n++
-		}
-	}
-	return n
-}
-
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)

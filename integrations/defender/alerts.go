@@ -29,6 +29,9 @@ func (c *Client) Alerts(ctx context.Context, tenantID string, since time.Time) (
 	if err != nil {
 		return nil, err
 	}
+	if c.api == APIGraph {
+		return c.graphAlerts(ctx, tenant, since)
+	}
 	col := &collector{byID: map[string]int{}}
 	// Whole seconds, as documented; rounding down only reads more.
 	lo := since.UTC().Truncate(time.Second)
@@ -190,6 +193,9 @@ func (c *Client) GetAlert(ctx context.Context, tenantID, alertID string) (bot.Al
 	}
 	if alertID == "" {
 		return bot.Alert{}, bot.Errorf(bot.EINVALID, "empty alert id")
+	}
+	if c.api == APIGraph {
+		return c.graphGetAlert(ctx, tenant, alertID)
 	}
 	path := alertsPath + "/" + url.PathEscape(alertID)
 	body, err := c.do(ctx, request{tenant: tenant, method: http.MethodGet, path: path, query: "$expand=evidence"})

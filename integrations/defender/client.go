@@ -28,7 +28,7 @@ type Config struct {
 	ClientSecret   string
 	CertificatePEM []byte
 	AuthorityHost  string // azure.authority_host
-	API            string // defender.api: "mde" ("graph" is not implemented yet)
+	API            string // defender.api: "mde" (default) or "graph"
 	BaseURL        string // defender.base_url
 	WriteBack      bool   // defender.write_back; false: Apply sends nothing
 	// HTTPClient is used for Entra and the API; nil: a client with a
@@ -36,9 +36,9 @@ type Config struct {
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 
-	// Request budget per tenant, shared by fetch and write-back (MDE: 100
-	// calls/min and 1,500/h; Graph about 150/min). 0: the MDE defaults;
-	// negative: no limit.
+	// Request budget per tenant, shared by fetch and write-back. 0: the
+	// API's default (MDE: 100 calls/min and 1,500/h; Graph: 150/min and no
+	// hourly limit, since Graph documents none); negative: no limit.
 	PerMinute int
 	PerHour   int
 	// MaxAttempts bounds tries per request on 429, 5xx and timeouts
@@ -49,7 +49,8 @@ type Config struct {
 	BackoffBase time.Duration
 	// RequestTimeout bounds one HTTP attempt (default 30s).
 	RequestTimeout time.Duration
-	// PageSize is the $top of list calls (default and maximum 10,000).
+	// PageSize is the $top of list calls (default and maximum: MDE 10,000,
+	// Graph 1,000).
 	PageSize int
 
 	// Test hooks.
@@ -60,6 +61,7 @@ type Config struct {
 // bot.AlertSource, bot.WriteBackTarget and bot.AccessChecker and is safe for
 // concurrent use; it starts no goroutines of its own.
 type Client struct {
+	api       string // APIMDE or APIGraph
 	tokens    *Tokens
 	ep        Endpoints
 	http      *http.Client
@@ -80,6 +82,7 @@ type Client struct {
 
 const (
 	mdeMaxTop       = 10000
+	graphMaxTop     = 1000
 	maxBackoff      = 30 * time.Second
 	maxRetryAfter   = 5 * time.Minute
 	maxResponseBody = 512 << 20
@@ -91,8 +94,8 @@ func New(cfg Config) (*Client, error) {
 	if api == "" {
 		api = APIMDE
 	}
-	if api != APIMDE {
-		return nil, fmt.Errorf("defender: defender.api %q is not supported yet (use mde)", cfg.API)
+	if api != APIMDE && api != APIGraph {
+		return nil, fmt.Errorf("defender: unknown defender.api %q (want mde or graph)", cfg.API)
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -116,6 +119,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
+		api:       api,
 		tokens:    tokens,
 		ep:        tokens.Endpoints(),
 		http:      hc,
@@ -134,11 +138,23 @@ func New(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	if c.perMin == 0 {
-		c.perMin = 100
-	}
-	if c.perHour == 0 {
-		c.perHour = 1500
+	maxTop := mdeMaxTop
+	switch api {
+	case APIGraph:
+		maxTop = graphMaxTop
+		if c.perMin == 0 {
+			c.perMin = 150
+		}
+		if c.perHour == 0 {
+			c.perHour = -1
+		}
+	default:
+		if c.perMin == 0 {
+			c.perMin = 100
+		}
+		if c.perHour == 0 {
+			c.perHour = 1500
+		}
 	}
 	if c.attempts <= 0 {
 		c.attempts = 5
@@ -149,8 +165,8 @@ func New(cfg Config) (*Client, error) {
 	if c.timeout <= 0 {
 		c.timeout = 30 * time.Second
 	}
-	if c.top <= 0 || c.top > mdeMaxTop {
-		c.top = mdeMaxTop
+	if c.top <= 0 || c.top > maxTop {
+		c.top = maxTop
 	}
 	if c.sleep == nil {
 		c.sleep = sleepCtx
@@ -265,9 +281,13 @@ func (e *APIError) Unwrap() error {
 type request struct {
 	tenant string
 	method string
-	path   string // escaped path, e.g. /api/alerts
+	path   string // escaped path, e.g. /api/alerts (also names the call in errors)
 	query  string // encoded query without '?'
 	body   []byte
+	// url, when set, is sent as given instead of base+path+query: a
+	// Graph @odata.nextLink, already checked to be on the API host.
+	url    string
+	header http.Header // extra request headers
 }
 
 // attemptError is a failed attempt that may be retried.
@@ -366,9 +386,15 @@ func (c *Client) attempt(ctx context.Context, r request, token string) ([]byte, 
 	if r.query != "" {
 		u += "?" + r.query
 	}
+	if r.url != "" {
+		u = r.url
+	}
 	req, err := http.NewRequestWithContext(actx, r.method, u, body)
 	if err != nil {
 		return nil, &attemptError{err: fmt.Errorf("defender: %s %s for tenant %s: %w", r.method, r.path, r.tenant, err)}
+	}
+	for k, v := range r.header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/json")

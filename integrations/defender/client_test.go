@@ -241,8 +241,8 @@ func TestTokenEndpointOutageRetried(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	if _, err := New(Config{ClientID: "x", ClientSecret: "y", API: "graph"}); err == nil {
-		t.Errorf("graph accepted before it is implemented")
+	if _, err := New(Config{ClientID: "x", ClientSecret: "y", API: "ews"}); err == nil {
+		t.Errorf("unknown api accepted")
 	}
 	if _, err := New(Config{ClientID: "x", ClientSecret: "y", BaseURL: "http://example.com"}); err == nil {
 		t.Errorf("plain http base_url accepted")

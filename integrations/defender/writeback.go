@@ -63,10 +63,11 @@ func patchFor(wb bot.WriteBack) (mdePatch, error) {
 	return p, nil
 }
 
-// Apply implements bot.WriteBackTarget: one PATCH under the tenant's
-// request budget. With write-back disabled it sends nothing. A refused
-// call wraps bot.ErrAuth; a request Defender rejects (bad value, alert
-// gone) is a permanent bot.SendError; throttling carries its retry-after.
+// Apply implements bot.WriteBackTarget: one PATCH (Graph: a PATCH and/or
+// a comment POST, see graphApply) under the tenant's request budget. With
+// write-back disabled it sends nothing. A refused call wraps bot.ErrAuth;
+// a request Defender rejects (bad value, alert gone) is a permanent
+// bot.SendError; throttling carries its retry-after.
 func (c *Client) Apply(ctx context.Context, wb bot.WriteBack) error {
 	if !c.writeBack {
 		return nil
@@ -77,6 +78,9 @@ func (c *Client) Apply(ctx context.Context, wb bot.WriteBack) error {
 	}
 	if wb.AlertID == "" {
 		return bot.PermanentError("empty alert id", errors.New("defender: write-back without alert id"))
+	}
+	if c.api == APIGraph {
+		return c.graphApply(ctx, tenant, wb)
 	}
 	p, err := patchFor(wb)
 	if err != nil {
@@ -92,6 +96,11 @@ func (c *Client) Apply(ctx context.Context, wb bot.WriteBack) error {
 		path:   alertsPath + "/" + url.PathEscape(wb.AlertID),
 		body:   body,
 	})
+	return writeBackError(err)
+}
+
+// writeBackError classifies a failed write-back call for the worker.
+func writeBackError(err error) error {
 	if err == nil {
 		return nil
 	}

@@ -153,3 +153,41 @@ func rawInsertRows(ctx context.Context, db *DB, alerts []bot.Alert, rows int) er
 	}
 	return tx.Commit()
 }
+
+// BenchmarkFindAlerts is the `alerts` query of one customer channel (open,
+// newest first, 20 rows and the count) against 1,000 tenants × 200 alerts,
+// 10 % open.
+func BenchmarkFindAlerts(b *testing.B) {
+	db := mustOpen(b)
+	ctx := context.Background()
+	const tenants, perTenant = 1000, 200
+	tx, err := db.w.BeginTx(ctx, nil)
+	must(b, err)
+	ids := make([]string, tenants)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)
+		if _, err := tx.Exec(`INSERT INTO tenants (id, name, state) VALUES (?, ?, 'active')`, ids[i], "t"+ids[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	must(b, tx.Commit())
+	for i, tenant := range ids {
+		alerts := make([]bot.Alert, perTenant)
+		for j := range alerts {
+			status := bot.StatusResolved
+			if j%10 == 0 {
+				status = bot.StatusNew
+			}
+			alerts[j] = mk(tenant, fmt.Sprintf("da%06d_%04d", i, j), bot.Severity(j%5), status, t0.Add(time.Duration(j)*time.Minute))
+		}
+		must(b, rawInsertRows(ctx, db, alerts, alertChunk))
+	}
+	f := bot.AlertFilter{TenantIDs: []string{ids[tenants/2]}, Statuses: []bot.AlertStatus{bot.StatusNew, bot.StatusInProgress}}
+	b.ResetTimer()
+	for b.Loop() {
+		got, total, err := db.FindAlerts(ctx, f)
+		if err != nil || len(got) != 20 || total != perTenant/10 {
+			b.Fatalf("FindAlerts = %d rows, total %d, %v", len(got), total, err)
+		}
+	}
+}

@@ -273,6 +273,13 @@ func TestConcurrentUse(t *testing.T) {
 	ctx := context.Background()
 	db := setup(t)
 	raw, oldID := fixtureRaw(t)
+	alerts := map[string]bot.Alert{}
+	for g := range 8 {
+		for i := 0; i < 20; i += 4 {
+			id := "g" + strconv.Itoa(g) + "-" + strconv.Itoa(i)
+			alerts[id] = alertFrom(t, raw, oldID, tenantA, id)
+		}
+	}
 	errs := make(chan error, 64)
 	for g := range 8 {
 		go func() {
@@ -282,7 +289,7 @@ func TestConcurrentUse(t *testing.T) {
 				switch i % 4 {
 				case 0:
 					_, err = db.Ingest(ctx, bot.IngestBatch{TenantID: tenantA, Now: t0, Plan: bot.PlanIngest, SOC: []bot.ChannelRef{chanSOC},
-						Alerts: []bot.Alert{alertFrom(t, raw, oldID, tenantA, id)}})
+						Alerts: []bot.Alert{alerts[id]}})
 				case 1:
 					err = db.CreateAudit(ctx, bot.AuditEntry{Action: "ack", Target: id, TenantID: tenantA})
 				case 2:

@@ -31,6 +31,7 @@ type ingestState struct {
 	deliveries map[string][]deliveryRef
 	channels   []bot.ChannelRules
 	repeats    map[string]bool // ids that occur more than once in the batch
+	notify     bool            // false: store only (a revoked tenant)
 }
 
 // Ingest implements bot.AlertStore (see bot.IngestBatch). A revoked
@@ -60,9 +61,6 @@ func (db *DB) Ingest(ctx context.Context, b bot.IngestBatch) (bot.IngestResult, 
 	if err != nil {
 		return res, fmt.Errorf("sqlite: ingest %s: %w", tenantID, err)
 	}
-	if t.State == bot.TenantRevoked {
-		st.deliveries = nil // nothing to thread or edit either
-	}
 	if res, err = writeIngest(ctx, tx, tenantID, b, now, st); err != nil {
 		return res, fmt.Errorf("sqlite: ingest %s: %w", tenantID, err)
 	}
@@ -86,6 +84,7 @@ func loadIngestState(ctx context.Context, tx *sql.Tx, tenantID string, alerts []
 		pending:    make(map[string][]bot.WriteBack),
 		deliveries: make(map[string][]deliveryRef),
 		repeats:    make(map[string]bool),
+		notify:     notify,
 	}
 	seen := make(map[string]bool, len(alerts))
 	ids := make([]string, 0, len(alerts))
@@ -162,7 +161,8 @@ const (
 )
 
 // ingestWriter writes one batch. New deliveries get their ids here: the
-// transaction holds the write lock, so max(id)+1… are free. That lets them
+// transaction holds the write lock, so ids above both the largest and the
+// largest ever used (AUTOINCREMENT) are free. That lets them
 // go in multi-row INSERTs and their post entries in one INSERT … SELECT.
 type ingestWriter struct {
 	tx                  *sql.Tx
@@ -177,7 +177,8 @@ type ingestWriter struct {
 
 func newIngestWriter(ctx context.Context, tx *sql.Tx, tenantID string, now time.Time) (*ingestWriter, error) {
 	w := &ingestWriter{tx: tx, ctx: ctx, tenantID: tenantID, nowNS: tm(now)}
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(max(id), 0) FROM deliveries`).Scan(&w.firstID); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT max(COALESCE((SELECT max(id) FROM deliveries), 0),
+		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0))`).Scan(&w.firstID); err != nil {
 		return nil, err
 	}
 	w.nextID = w.firstID
@@ -355,6 +356,12 @@ func writeIngest(ctx context.Context, tx *sql.Tx, tenantID string, b bot.IngestB
 		default:
 			res.Unchanged++
 		}
+		if repeat {
+			st.prev[next.ID] = &stored
+		}
+		if !st.notify {
+			continue
+		}
 
 		for _, d := range existing {
 			if !d.live() {
@@ -385,9 +392,6 @@ func writeIngest(ctx context.Context, tx *sql.Tx, tenantID string, b bot.IngestB
 				st.deliveries[next.ID] = append(st.deliveries[next.ID],
 					deliveryRef{id: id, channel: ch, state: bot.DeliveryPending})
 			}
-		}
-		if repeat {
-			st.prev[next.ID] = &stored
 		}
 	}
 	postState := bot.OutboxPending

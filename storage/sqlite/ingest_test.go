@@ -317,13 +317,31 @@ func TestIngestRespectsChannelRules(t *testing.T) {
 func TestIngestRevokedTenantQueuesNothing(t *testing.T) {
 	ctx := context.Background()
 	db := setup(t)
+	ingest(t, db, tenantA, false, testAlert(t, tenantA, "early", bot.SeverityHigh))
 	must(t, db.RevokeTenant(ctx, tenantA))
-	res := ingest(t, db, tenantA, false, testAlert(t, tenantA, "late", bot.SeverityHigh))
-	if res.New != 1 || res.Deliveries != 0 {
+	changed := testAlert(t, tenantA, "early", bot.SeverityHigh)
+	changed.Status = bot.StatusResolved
+	late := testAlert(t, tenantA, "late", bot.SeverityHigh)
+	// Even a plan that insists on channels gets no card for a revoked tenant.
+	pushy := func(in bot.PlanInput) bot.PlanOutput {
+		out := bot.PlanIngest(in)
+		out.NewChannels = []bot.ChannelRef{chanSOC}
+		return out
+	}
+	res, err := db.Ingest(ctx, bot.IngestBatch{TenantID: tenantA, Now: t0, Plan: pushy, SOC: []bot.ChannelRef{chanSOC},
+		Alerts: []bot.Alert{changed, late, late}})
+	must(t, err)
+	if res.New != 1 || res.Changed != 1 || res.Deliveries != 0 {
 		t.Fatalf("result = %+v, want stored without deliveries", res)
 	}
-	if _, err := db.FindAlert(ctx, tenantA, "late"); err != nil {
-		t.Fatal(err)
+	if a, err := db.FindAlert(ctx, tenantA, "early"); err != nil || a.Status != bot.StatusResolved {
+		t.Fatalf("early = %+v, %v", a, err)
+	}
+	if es := outboxOf(t, db, tenantA, "late"); len(es) != 0 {
+		t.Fatalf("late alert queued: %s", kinds(es))
+	}
+	if got := kinds(outboxOf(t, db, tenantA, "early")); strings.Contains(got, "pending") {
+		t.Fatalf("revoked tenant's card got entries:\n%s", got)
 	}
 }
 

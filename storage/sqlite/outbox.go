@@ -274,8 +274,9 @@ func entryState(ctx context.Context, tx *sql.Tx, id int64) (kind bot.OutboxKind,
 }
 
 // MarkInFlight implements bot.OutboxStore and counts an attempt. Only a
-// pending (or, after a crash, in-flight) entry can be taken: ECONFLICT
-// otherwise, e.g. when offboarding cancelled it meanwhile.
+// pending entry can be taken, so two senders never both get it: ECONFLICT
+// otherwise (taken already, or cancelled by offboarding meanwhile). After
+// a crash, MarkSent or MarkRetry settle an in-flight entry.
 func (db *DB) MarkInFlight(ctx context.Context, entryID int64) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -286,7 +287,7 @@ func (db *DB) MarkInFlight(ctx context.Context, entryID int64) error {
 	if err != nil {
 		return err
 	}
-	if state != bot.OutboxPending && state != bot.OutboxInFlight {
+	if state != bot.OutboxPending {
 		return bot.Errorf(bot.ECONFLICT, "Outbox entry %d is %s.", entryID, state)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'inflight', attempts = attempts + 1 WHERE id = ?`, entryID); err != nil {

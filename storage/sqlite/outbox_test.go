@@ -285,8 +285,8 @@ func TestInFlightSurvivesRestart(t *testing.T) {
 	if _, got := next(t, db, t0); got != "" {
 		t.Fatalf("an in-flight entry's delivery was offered again:\n%s", got)
 	}
-	// Recovery may take it again, then records the post it found.
-	must(t, db.MarkInFlight(ctx, left[0].Entry.ID))
+	// Nobody else can take it; recovery records the post it found.
+	wantCode(t, db.MarkInFlight(ctx, left[0].Entry.ID), bot.ECONFLICT)
 	must(t, db.MarkSent(ctx, left[0].Entry.ID, "found-1", 0))
 	left, err = db.InFlight(ctx)
 	must(t, err)
@@ -361,6 +361,10 @@ func TestMarkRetryAndErrors(t *testing.T) {
 		}
 	}
 	wantCode(t, db.MarkSent(ctx, id, "", 0), bot.EINVALID)
+	// Recovery after a crash: an in-flight entry goes back to pending.
+	must(t, db.MarkInFlight(ctx, id))
+	must(t, db.MarkRetry(ctx, id, t0, "recovered after restart"))
+	items, _ = next(t, db, t0.Add(time.Minute))
 	send(t, db, items[0], "m1")
 	wantCode(t, db.MarkInFlight(ctx, id), bot.ECONFLICT)
 	// A retry cannot bring a finished entry back.
@@ -452,5 +456,27 @@ func TestChannelFailures(t *testing.T) {
 	must(t, err)
 	if !first {
 		t.Fatal("a failure after the channel worked again is first again")
+	}
+}
+
+// A delivery key must never name two cards: ids are not reused after a purge.
+func TestDeliveryIDsNotReusedAfterPurge(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	old := testAlert(t, tenantA, "old", bot.SeverityMedium)
+	old.Status, old.LastUpdatedAt = bot.StatusResolved, t0.Add(-400*24*time.Hour)
+	ingest(t, db, tenantA, false, old)
+	ds, err := db.DeliveriesOfAlert(ctx, tenantA, "old")
+	must(t, err)
+	if _, err := db.Purge(ctx, t0, t0.Add(-1000*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, db, tenantA, false, testAlert(t, tenantA, "new", bot.SeverityMedium))
+	n, err := db.DeliveriesOfAlert(ctx, tenantA, "new")
+	must(t, err)
+	d, err := db.CreateDelivery(ctx, bot.Delivery{Kind: bot.DeliveryNotice, Channel: chanA})
+	must(t, err)
+	if n[0].ID <= ds[0].ID || d.ID <= n[0].ID {
+		t.Fatalf("ids: purged %d, then %d and %d", ds[0].ID, n[0].ID, d.ID)
 	}
 }

@@ -71,7 +71,9 @@ CREATE TABLE rules (
 CREATE INDEX rules_channel ON rules (channel);
 
 CREATE TABLE deliveries (
-	id         INTEGER PRIMARY KEY,
+	-- AUTOINCREMENT: an id is never reused after a purge, since the delivery
+	-- key derived from it finds a card on the platform after a crash.
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
 	kind       TEXT NOT NULL,
 	channel    TEXT NOT NULL,
 	tenant_id  TEXT NOT NULL DEFAULT '',
