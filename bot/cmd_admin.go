@@ -238,9 +238,13 @@ func (s *Service) cmdStatus(ctx context.Context, cmd Command, sc scope) (Message
 		l.Rows = append([]string{fmt.Sprintf("Tenants: %d active, %d failing, %d pending, %d revoked",
 			counts[TenantActive], counts[TenantFailing], counts[TenantPending], counts[TenantRevoked])}, l.Rows...)
 	}
-	oc, err := s.store.OutboxCounts(ctx)
+	outbox, err := s.store.OutboxCounts(ctx)
 	if err != nil {
 		return Message{}, fmt.Errorf("status: %w", err)
+	}
+	oc := map[OutboxState]int{}
+	for _, c := range outbox {
+		oc[c.State] += c.N
 	}
 	l.Rows = append(l.Rows, fmt.Sprintf("Outbox: %d pending, %d in flight, %d failed",
 		oc[OutboxPending]+oc[OutboxHeld], oc[OutboxInFlight], oc[OutboxFailed]))

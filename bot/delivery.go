@@ -107,6 +107,13 @@ type HeldPost struct {
 	Title      string
 }
 
+// OutboxCount is how many entries of one platform are in one state.
+type OutboxCount struct {
+	Platform string
+	State    OutboxState
+	N        int
+}
+
 // ChannelFailure is a channel whose messages fail permanently.
 type ChannelFailure struct {
 	Channel ChannelRef

@@ -208,8 +208,9 @@ type OutboxStore interface {
 	RecordChannelFailure(ctx context.Context, ch ChannelRef, reason string, now time.Time) (first bool, err error)
 	ClearChannelFailure(ctx context.Context, ch ChannelRef) error
 	ChannelFailures(ctx context.Context) ([]ChannelFailure, error)
-	// OutboxCounts returns entry counts by state, for status and metrics.
-	OutboxCounts(ctx context.Context) (map[OutboxState]int, error)
+	// OutboxCounts counts the unfinished entries (held, pending, in
+	// flight, failed) by platform and state, for status and metrics.
+	OutboxCounts(ctx context.Context) ([]OutboxCount, error)
 }
 
 // WriteBackStore is the write-back queue.

@@ -24,7 +24,8 @@ const namespace = "msspbot"
 // Label values. Observer arguments outside these sets become "other", so a
 // caller passing user input cannot create series (or leak a tenant).
 var (
-	platforms    = set("slack", "discord", "console")
+	platformList = []string{"slack", "discord", "console", other}
+	platforms    = set(platformList[:3]...)
 	fetchKinds   = set("auth", "throttled", "transient", "timeout", "ingest")
 	results      = set("sent", "retry", "failed")
 	commandNames = set(
@@ -217,19 +218,20 @@ func (m *Metrics) Purged(r bot.PurgeResult) {
 	m.purged.WithLabelValues("audit").Add(float64(r.Audit))
 }
 
-// OutboxCounter reports outbox entries by state (bot.OutboxStore has it).
+// OutboxCounter reports unfinished outbox entries by platform and state
+// (bot.OutboxStore has it).
 type OutboxCounter interface {
-	OutboxCounts(ctx context.Context) (map[bot.OutboxState]int, error)
+	OutboxCounts(ctx context.Context) ([]bot.OutboxCount, error)
 }
 
-// WatchOutbox exports msspbot_outbox_entries{state}, read from src at
-// each scrape.
+// WatchOutbox exports msspbot_outbox_entries{platform,state}, read from src
+// at each scrape.
 func (m *Metrics) WatchOutbox(src OutboxCounter) error {
 	c := &outboxCollector{
 		src: src,
 		desc: prometheus.NewDesc(namespace+"_outbox_entries",
-			"Outbox entries by state (held, pending, inflight, failed), read at scrape time.",
-			[]string{"state"}, nil),
+			"Unfinished outbox entries by platform and state (held, pending, inflight, failed), read at scrape time.",
+			[]string{"platform", "state"}, nil),
 	}
 	if err := m.reg.Register(c); err != nil {
 		return fmt.Errorf("metrics: watch outbox: %w", err)
@@ -254,8 +256,17 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.desc, fmt.Errorf("outbox counts: %w", err))
 		return
 	}
-	for _, st := range outboxStates {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), string(st))
+	// Every known platform and state is exported, zeros included, so that
+	// alerts on these series see 0 rather than nothing.
+	byKey := map[[2]string]int{}
+	for _, n := range counts {
+		k := [2]string{label(platforms, n.Platform), string(n.State)}
+		byKey[k] += n.N
+	}
+	for _, p := range platformList {
+		for _, st := range outboxStates {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(byKey[[2]string{p, string(st)}]), p, string(st))
+		}
 	}
 }
 

@@ -23,12 +23,12 @@ var guidRE = regexp.MustCompile(`(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 
 type fakeOutbox struct {
 	mu     sync.Mutex
-	counts map[bot.OutboxState]int
+	counts []bot.OutboxCount
 	err    error
 	calls  int
 }
 
-func (f *fakeOutbox) OutboxCounts(ctx context.Context) (map[bot.OutboxState]int, error) {
+func (f *fakeOutbox) OutboxCounts(ctx context.Context) ([]bot.OutboxCount, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
@@ -77,7 +77,9 @@ func record(m bot.Observer) {
 
 func TestScrape(t *testing.T) {
 	m := New(slog.New(slog.DiscardHandler))
-	ob := &fakeOutbox{counts: map[bot.OutboxState]int{bot.OutboxPending: 3, bot.OutboxFailed: 1, bot.OutboxSent: 99}}
+	ob := &fakeOutbox{counts: []bot.OutboxCount{
+		{Platform: "slack", State: bot.OutboxPending, N: 3}, {Platform: "slack", State: bot.OutboxFailed, N: 1},
+		{Platform: "discord", State: bot.OutboxPending, N: 2}, {Platform: "irc", State: bot.OutboxPending, N: 5}}}
 	if err := m.WatchOutbox(ob); err != nil {
 		t.Fatal(err)
 	}
@@ -104,9 +106,11 @@ func TestScrape(t *testing.T) {
 		`msspbot_command_duration_seconds_count{command="other",platform="slack"} 2`,
 		`msspbot_purged_rows_total{kind="alerts"} 3`,
 		`msspbot_purged_rows_total{kind="audit"} 6`,
-		`msspbot_outbox_entries{state="pending"} 3`,
-		`msspbot_outbox_entries{state="failed"} 1`,
-		`msspbot_outbox_entries{state="held"} 0`,
+		`msspbot_outbox_entries{platform="slack",state="pending"} 3`,
+		`msspbot_outbox_entries{platform="slack",state="failed"} 1`,
+		`msspbot_outbox_entries{platform="slack",state="held"} 0`,
+		`msspbot_outbox_entries{platform="discord",state="pending"} 2`,
+		`msspbot_outbox_entries{platform="other",state="pending"} 5`,
 		"go_goroutines ",
 		"process_", // not on every OS, but on Linux
 	} {
@@ -126,7 +130,7 @@ func TestScrape(t *testing.T) {
 // pass, no label name or value names a tenant.
 func TestNoTenantInLabels(t *testing.T) {
 	m := New(slog.New(slog.DiscardHandler))
-	if err := m.WatchOutbox(&fakeOutbox{counts: map[bot.OutboxState]int{bot.OutboxPending: 1}}); err != nil {
+	if err := m.WatchOutbox(&fakeOutbox{counts: []bot.OutboxCount{{Platform: "slack", State: bot.OutboxPending, N: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	record(m)

@@ -576,22 +576,24 @@ func (db *DB) ChannelFailures(ctx context.Context) ([]bot.ChannelFailure, error)
 }
 
 // OutboxCounts implements bot.OutboxStore.
-func (db *DB) OutboxCounts(ctx context.Context) (map[bot.OutboxState]int, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT state, count(*) FROM outbox GROUP BY state`)
+// Sent and cancelled entries are not counted: they pile up until the
+// retention purge, and a metrics scrape must stay cheap.
+func (db *DB) OutboxCounts(ctx context.Context) ([]bot.OutboxCount, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT substr(d.channel, 1, instr(d.channel, ':') - 1), o.state, count(*)
+		FROM outbox o JOIN deliveries d ON d.id = o.delivery_id
+		WHERE o.state IN ('held', 'pending', 'inflight', 'failed')
+		GROUP BY 1, 2 ORDER BY 1, 2`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: outbox counts: %w", err)
 	}
 	defer rows.Close()
-	out := map[bot.OutboxState]int{}
+	var out []bot.OutboxCount
 	for rows.Next() {
-		var (
-			state string
-			n     int
-		)
-		if err := rows.Scan(&state, &n); err != nil {
+		var c bot.OutboxCount
+		if err := rows.Scan(&c.Platform, &c.State, &c.N); err != nil {
 			return nil, fmt.Errorf("sqlite: outbox counts: %w", err)
 		}
-		out[bot.OutboxState(state)] = n
+		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: outbox counts: %w", err)
