@@ -236,7 +236,8 @@ func TestWriteBackFailureIsReportedInThread(t *testing.T) {
 	}
 	h.drain()
 	lines := h.chat.lines(h.chat.cardFor(chA, "w1").ID)
-	if len(lines) != 2 || !strings.Contains(lines[1], "Could not update the alert in Defender") {
+	if len(lines) != 2 || !strings.Contains(lines[1], "Could not update the alert in Defender") ||
+		!strings.Contains(lines[1], "WindowsDefenderATP Alert.ReadWrite.All") {
 		t.Fatalf("thread %q", lines)
 	}
 }

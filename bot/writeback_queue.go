@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -93,7 +94,7 @@ func (s *Service) applyWriteBack(ctx context.Context, wb WriteBack) bool {
 	if permanent {
 		reason := firstLine(err.Error())
 		if errors.Is(err, ErrAuth) {
-			reason = "Defender refused the update (401/403): the app may lack Alert.ReadWrite.All in this tenant"
+			reason = "Defender refused the update (401/403): the app may lack " + s.writePermission() + " in this tenant"
 		} else if se != nil && se.Reason != "" {
 			reason = se.Reason
 		}
@@ -132,4 +133,15 @@ func (s *Service) RunWriteBacks(ctx context.Context, interval time.Duration) err
 		case <-s.wakeWB:
 		}
 	}
+}
+
+// writePermission names the permission write-back needs, as configured
+// for the chosen API (MDE Alert.ReadWrite.All, Graph SecurityAlert.ReadWrite.All).
+func (s *Service) writePermission() string {
+	for _, p := range s.cfg.Permissions {
+		if strings.Contains(p, "ReadWrite") {
+			return p
+		}
+	}
+	return "the alert write permission"
 }
