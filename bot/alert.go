@@ -190,3 +190,45 @@ type Evidence struct {
 
 // Open reports whether the alert counts as open (new or in progress).
 func (a Alert) Open() bool { return a.Status == StatusNew || a.Status == StatusInProgress }
+
+// serviceSources are Graph's serviceSource values and their product names.
+var serviceSources = map[string]string{
+	"microsoftdefenderforendpoint":        "Defender for Endpoint",
+	"microsoftdefenderforidentity":        "Defender for Identity",
+	"microsoftdefenderforcloudapps":       "Defender for Cloud Apps",
+	"microsoftdefenderforoffice365":       "Defender for Office 365",
+	"microsoft365defender":                "Microsoft Defender XDR",
+	"azureadidentityprotection":           "Entra ID Protection",
+	"microsoftappgovernance":              "App Governance",
+	"datalossprevention":                  "Data Loss Prevention",
+	"microsoftdefenderforcloud":           "Defender for Cloud",
+	"microsoftsentinel":                   "Microsoft Sentinel",
+	"microsoftinsiderriskmanagement":      "Insider Risk Management",
+	"microsoftthreatintelligence":         "Threat Intelligence",
+	"microsoftdefenderforiot":             "Defender for IoT",
+	"microsoftdefenderforservers":         "Defender for Servers",
+	"microsoftdefenderforstorage":         "Defender for Storage",
+	"microsoftdefenderfordns":             "Defender for DNS",
+	"microsoftdefenderfordatabases":       "Defender for Databases",
+	"microsoftdefenderforcontainers":      "Defender for Containers",
+	"microsoftdefenderfornetwork":         "Defender for Network",
+	"microsoftdefenderforappservice":      "Defender for App Service",
+	"microsoftdefenderforkeyvault":        "Defender for Key Vault",
+	"microsoftdefenderforresourcemanager": "Defender for Resource Manager",
+	"microsoftdefenderforapimanagement":   "Defender for API Management",
+}
+
+// ServiceSourceName is the product name of a Graph serviceSource for
+// display ("microsoftDefenderForOffice365" → "Defender for Office 365");
+// unknown values are shown as they are, "unknown" ones not at all. The raw
+// value stays on the alert, where source= rules match it.
+func ServiceSourceName(raw string) string {
+	l := strings.ToLower(raw)
+	if l == "" || l == "unknown" || l == "unknownfuturevalue" {
+		return ""
+	}
+	if n, ok := serviceSources[l]; ok {
+		return n
+	}
+	return raw
+}

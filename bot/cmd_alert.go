@@ -126,7 +126,7 @@ func (s *Service) cmdShow(ctx context.Context, sc scope, req Request) (Message, 
 	add("Determination", a.Determination)
 	add("Category", a.Category)
 	add("Detection source", a.DetectionSource)
-	add("Service source", a.ServiceSource)
+	add("Service source", ServiceSourceName(a.ServiceSource))
 	add("Device", a.DeviceName)
 	add("Device group", a.DeviceGroup)
 	add("User", a.UserName)

@@ -342,3 +342,23 @@ func TestPlanIngest(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceSourceName(t *testing.T) {
+	for raw, want := range map[string]string{
+		"microsoftDefenderForOffice365": "Defender for Office 365",
+		"MICROSOFTDEFENDERFORIDENTITY":  "Defender for Identity",
+		"microsoft365Defender":          "Microsoft Defender XDR",
+		"unknownFutureValue":            "",
+		"":                              "",
+		"someNewSource":                 "someNewSource",
+	} {
+		if got := ServiceSourceName(raw); got != want {
+			t.Errorf("ServiceSourceName(%q) = %q, want %q", raw, got, want)
+		}
+	}
+	// source= rules still match the raw value.
+	r := Rule{Source: "microsoftdefenderforoffice365"}
+	if !r.Matches(Alert{ServiceSource: "microsoftDefenderForOffice365"}) {
+		t.Error("source= no longer matches the raw service source")
+	}
+}

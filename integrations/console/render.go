@@ -135,8 +135,8 @@ func (r Renderer) card(b *strings.Builder, m bot.Message) {
 	}
 	line("Tenant", dash(m.Card.TenantName), "Device", dash(a.DeviceName), "User", dash(a.UserName))
 	src := dash(a.DetectionSource)
-	if a.ServiceSource != "" {
-		src += " (" + a.ServiceSource + ")"
+	if name := bot.ServiceSourceName(a.ServiceSource); name != "" {
+		src += " (" + name + ")"
 	}
 	what := []string{"Category", dash(a.Category), "Source", src}
 	if len(a.MitreTechniques) > 0 {

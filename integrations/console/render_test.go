@@ -63,7 +63,7 @@ func TestRenderCard(t *testing.T) {
 		"🔴 HIGH",
 		"Suspicious access to LSASS service",
 		"│ Tenant: Contoso · Device: fin-ws-017.contoso.local · User: CONTOSO\\jdoe\n",
-		"│ Category: CredentialAccess · Source: WindowsDefenderAtp (microsoftDefenderForEndpoint) · MITRE: T1003.001\n",
+		"│ Category: CredentialAccess · Source: WindowsDefenderAtp (Defender for Endpoint) · MITRE: T1003.001\n",
 		"│ Created: 2026-11-20 09:14:03 CET · Status: New · unassigned\n", // the viewer's zone, not UTC
 		"│ Alert: `"+testAlertID+"`\n",
 		"│ Portal: https://security.microsoft.com/alerts/"+testAlertID+"?tid=6f1c3e2a-0b7d-4c1e-9a55-1d2b3c4d5e6f\n",

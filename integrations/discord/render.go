@@ -147,7 +147,7 @@ func cardEmbed(c *bot.Card) *discordgo.MessageEmbed {
 	addField(e, "User", escapeMarkdown(a.UserName), true)
 	addField(e, "Category", escapeMarkdown(a.Category), true)
 	addField(e, "Detection source", escapeMarkdown(a.DetectionSource), true)
-	addField(e, "Service source", escapeMarkdown(a.ServiceSource), true)
+	addField(e, "Service source", escapeMarkdown(bot.ServiceSourceName(a.ServiceSource)), true)
 	if !a.CreatedAt.IsZero() {
 		addField(e, "Created", "<t:"+strconv.FormatInt(a.CreatedAt.Unix(), 10)+":f>", true)
 	}

@@ -100,8 +100,8 @@ func renderCard(m bot.Message) ([]slackapi.Block, string) {
 	add("User", escape(a.UserName))
 	add("Category", escape(a.Category))
 	source := escape(a.DetectionSource)
-	if a.ServiceSource != "" {
-		source = strings.TrimSpace(source + " (" + escape(a.ServiceSource) + ")")
+	if bot.ServiceSourceName(a.ServiceSource) != "" {
+		source = strings.TrimSpace(source + " (" + escape(bot.ServiceSourceName(a.ServiceSource)) + ")")
 	}
 	add("Detection source", source)
 	add("Created", slackDate(a.CreatedAt))

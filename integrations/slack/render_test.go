@@ -147,7 +147,7 @@ func TestRenderCardContent(t *testing.T) {
 		"<!date^1795162443^{date_short_pretty} {time}|2026-11-20 08:14 UTC>",
 		"<https://security.microsoft.com/alerts/" + alertID + "?tid=" + contosoID + "|Open in Defender>",
 		"Incident 48213",
-		"WindowsDefenderAtp (microsoftDefenderForEndpoint)",
+		"WindowsDefenderAtp (Defender for Endpoint)",
 		`"action_id": "alert_ack"`,
 		`"action_id": "alert_resolve"`,
 		`"value": "` + alertID + `"`,
