@@ -103,22 +103,7 @@ func (s *Service) pollTenant(parent context.Context, t Tenant, passID int64, sta
 	for i := range alerts {
 		alerts[i].TenantID = t.ID
 	}
-	res, err := s.store.Ingest(ctx, IngestBatch{
-		TenantID: t.ID, Alerts: alerts, Watermark: wm, PassID: passID, Hold: true,
-		SOC: s.cfg.SOCChannels, Now: s.cfg.Now(), Plan: PlanIngest,
-	})
-	if err != nil {
-		s.logErr(ctx, "ingest failed", "tenant", t.ID, "err", err)
-		s.obs.FetchFailed("ingest")
-		return false
-	}
-	s.obs.AlertsIngested(len(alerts))
-	s.log.DebugContext(ctx, "tenant fetched", "tenant", t.ID, "new", res.New, "changed", res.Changed, "deliveries", res.Deliveries)
-	s.fetchSucceeded(ctx, t)
-	return true
-}
-
-func (s *Service) fetchSucceeded(ctx context.Context, t Tenant) {
+	// The fetch's outcome is saved with the alerts: one commit per tenant.
 	now := s.cfg.Now()
 	zero, empty := 0, ""
 	upd := TenantUpdate{LastSuccess: &now, AuthFailures: &zero, LastError: &empty}
@@ -127,16 +112,29 @@ func (s *Service) fetchSucceeded(ctx context.Context, t Tenant) {
 		st := TenantActive
 		upd.State = &st
 	}
-	if _, err := s.store.UpdateTenant(ctx, t.ID, upd); err != nil {
-		s.logErr(ctx, "update tenant", "tenant", t.ID, "err", err)
-		return
+	res, err := s.store.Ingest(ctx, IngestBatch{
+		TenantID: t.ID, Alerts: alerts, Watermark: wm, Tenant: &upd, PassID: passID, Hold: true,
+		SOC: s.cfg.SOCChannels, Now: now, Plan: PlanIngest,
+	})
+	if err != nil {
+		s.logErr(ctx, "ingest failed", "tenant", t.ID, "err", err)
+		s.obs.FetchFailed("ingest")
+		return false
 	}
+	s.obs.AlertsIngested(len(alerts))
+	s.log.DebugContext(ctx, "tenant fetched", "tenant", t.ID, "new", res.New, "changed", res.Changed, "deliveries", res.Deliveries)
 	if recovered {
-		s.audit(ctx, AuditEntry{Actor: "system", TenantID: t.ID, Action: "tenant active", Target: t.ID, Outcome: "access works again"})
-		s.notifyTenantState(ctx, t,
-			fmt.Sprintf("✅ Access to %s (`%s`) works again; alerts are flowing.", t.Name, t.ID),
-			"✅ msspbot can read your alerts again. Thank you!")
+		s.recovered(ctx, t)
 	}
+	return true
+}
+
+// recovered tells everyone once that a failing tenant works again.
+func (s *Service) recovered(ctx context.Context, t Tenant) {
+	s.audit(ctx, AuditEntry{Actor: "system", TenantID: t.ID, Action: "tenant active", Target: t.ID, Outcome: "access works again"})
+	s.notifyTenantState(ctx, t,
+		fmt.Sprintf("✅ Access to %s (`%s`) works again; alerts are flowing.", t.Name, t.ID),
+		"✅ msspbot can read your alerts again. Thank you!")
 }
 
 func (s *Service) fetchFailed(ctx context.Context, t Tenant, err error) {

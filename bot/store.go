@@ -93,11 +93,13 @@ type AlertStore interface {
 // Plan for every alert; writes the planned alert, the new deliveries with a
 // post entry each (state held when Hold), a thread entry for every delivery
 // and an edit entry for every non-digest alert card when planned; and saves
-// Watermark (when not zero) on the tenant.
+// Watermark (when not zero) and Tenant (when set) on the tenant: one commit
+// per tenant and pass.
 type IngestBatch struct {
 	TenantID  string
 	Alerts    []Alert
 	Watermark time.Time
+	Tenant    *TenantUpdate // the fetch's outcome (last success, state)
 	PassID    int64
 	Hold      bool
 	SOC       []ChannelRef

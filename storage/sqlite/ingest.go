@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -64,9 +65,17 @@ func (db *DB) Ingest(ctx context.Context, b bot.IngestBatch) (bot.IngestResult, 
 	if res, err = writeIngest(ctx, tx, tenantID, b, now, st); err != nil {
 		return res, fmt.Errorf("sqlite: ingest %s: %w", tenantID, err)
 	}
+	var upd bot.TenantUpdate
+	if b.Tenant != nil {
+		upd = *b.Tenant
+	}
+	sets, args := tenantSets(upd)
 	if !b.Watermark.IsZero() {
-		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET watermark = ? WHERE id = ?`, tm(b.Watermark), tenantID); err != nil {
-			return res, fmt.Errorf("sqlite: ingest %s: save watermark: %w", tenantID, err)
+		sets, args = append(sets, "watermark = ?"), append(args, tm(b.Watermark))
+	}
+	if len(sets) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, tenantID)...); err != nil {
+			return res, fmt.Errorf("sqlite: ingest %s: update tenant: %w", tenantID, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -345,8 +354,12 @@ func writeIngest(ctx context.Context, tx *sql.Tx, tenantID string, b bot.IngestB
 		})
 		stored := out.Store
 		stored.TenantID, stored.ID = tenantID, next.ID // the plan cannot move an alert
-		if err := w.store(&stored); err != nil {
-			return res, err
+		// A byte-identical re-fetch (the overlap window) needs no write.
+		if prev := st.prev[next.ID]; repeat || out.Change != bot.ChangeUnchanged || prev == nil ||
+			!prev.LastUpdatedAt.Equal(stored.LastUpdatedAt) || !bytes.Equal(prev.Raw, stored.Raw) {
+			if err := w.store(&stored); err != nil {
+				return res, err
+			}
 		}
 		switch out.Change {
 		case bot.ChangeNew:

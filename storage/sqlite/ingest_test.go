@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msspbot/msspbot/bot"
 )
@@ -379,4 +380,29 @@ func TestIngestErrors(t *testing.T) {
 	wantCode(t, func() error { _, err := db.FindAlert(ctx, tenantA, "p1"); return err }(), bot.ENOTFOUND)
 	// And the writer is usable afterwards.
 	ingest(t, db, tenantA, false, testAlert(t, tenantA, "p1", bot.SeverityHigh))
+}
+
+func TestIngestSavesTenantOutcomeInSameTransaction(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	now := t0.Add(time.Hour)
+	zero, empty, active := 0, "", bot.TenantActive
+	wm := t0.Add(30 * time.Minute)
+	_, err := db.Ingest(ctx, bot.IngestBatch{TenantID: tenantA, Now: now, Plan: bot.PlanIngest, Watermark: wm,
+		Tenant: &bot.TenantUpdate{LastSuccess: &now, AuthFailures: &zero, LastError: &empty, State: &active},
+		Alerts: []bot.Alert{testAlert(t, tenantA, "o1", bot.SeverityLow)}})
+	must(t, err)
+	tn, err := db.FindTenant(ctx, tenantA)
+	must(t, err)
+	if !tn.LastSuccess.Equal(now) || !tn.Watermark.Equal(wm) || tn.State != bot.TenantActive {
+		t.Fatalf("tenant after ingest: %+v", tn)
+	}
+	// A pass that found no alerts still records its outcome.
+	later := now.Add(time.Hour)
+	_, err = db.Ingest(ctx, bot.IngestBatch{TenantID: tenantA, Now: later, Plan: func(bot.PlanInput) bot.PlanOutput { panic("unreached") },
+		Tenant: &bot.TenantUpdate{LastSuccess: &later}, Alerts: nil})
+	must(t, err)
+	if tn, _ = db.FindTenant(ctx, tenantA); !tn.LastSuccess.Equal(later) {
+		t.Fatalf("an empty batch did not save the outcome: %+v", tn.LastSuccess)
+	}
 }

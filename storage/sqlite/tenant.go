@@ -123,10 +123,36 @@ func (db *DB) CreateTenant(ctx context.Context, t bot.Tenant) error {
 // UpdateTenant implements bot.TenantStore.
 func (db *DB) UpdateTenant(ctx context.Context, id string, upd bot.TenantUpdate) (bot.Tenant, error) {
 	id = bot.NormalizeTenantID(id)
-	var (
-		sets []string
-		args []any
-	)
+	sets, args := tenantSets(upd)
+
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
+	}
+	defer tx.Rollback()
+	if len(sets) > 0 {
+		r, err := tx.ExecContext(ctx, `UPDATE tenants SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...)
+		if err != nil {
+			return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
+		} else if n == 0 {
+			return bot.Tenant{}, bot.Errorf(bot.ENOTFOUND, "Tenant %s not found.", id)
+		}
+	}
+	t, err := findTenant(ctx, tx, id)
+	if err != nil {
+		return t, err
+	}
+	if err := tx.Commit(); err != nil {
+		return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
+	}
+	return t, nil
+}
+
+// tenantSets turns the set fields of upd into SQL assignments.
+func tenantSets(upd bot.TenantUpdate) (sets []string, args []any) {
 	set := func(col string, v any) {
 		sets = append(sets, col+" = ?")
 		args = append(args, v)
@@ -153,30 +179,7 @@ func (db *DB) UpdateTenant(ctx context.Context, id string, upd bot.TenantUpdate)
 		set("next_attempt", tm(*upd.NextAttempt))
 	}
 
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
-	}
-	defer tx.Rollback()
-	if len(sets) > 0 {
-		r, err := tx.ExecContext(ctx, `UPDATE tenants SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...)
-		if err != nil {
-			return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
-		}
-		if n, err := r.RowsAffected(); err != nil {
-			return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
-		} else if n == 0 {
-			return bot.Tenant{}, bot.Errorf(bot.ENOTFOUND, "Tenant %s not found.", id)
-		}
-	}
-	t, err := findTenant(ctx, tx, id)
-	if err != nil {
-		return t, err
-	}
-	if err := tx.Commit(); err != nil {
-		return t, fmt.Errorf("sqlite: update tenant: %w", err)
-	}
-	return t, nil
+	return sets, args
 }
 
 // ApplyConfigTenants implements bot.TenantStore. The config wins: a listed
