@@ -1,105 +1,11 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/msspbot/msspbot/config"
 	"github.com/msspbot/msspbot/integrations/defender/defendertest"
 )
-
-// startServeGraph is startServe with defender.api: graph against the fake
-// Graph API: tenant B (Fabrikam, slack:CFAB) is declared in the config and
-// consented.
-func startServeGraph(t *testing.T) (*e2e, *defendertest.Graph) {
-	t.Helper()
-	idp := defendertest.NewIdP(t)
-	graph := defendertest.NewGraph(t, idp)
-	slack := newFakeSlack(t)
-	dir := t.TempDir()
-	e := &e2e{t: t, slack: slack, idp: idp, db: filepath.Join(dir, "msspbot.db")}
-	yaml := fmt.Sprintf(`
-database: %s
-http:
-  listen: "127.0.0.1:0"
-  public_url: "http://127.0.0.1:8080"
-azure:
-  client_id: %q
-  client_secret_file: %s
-  authority_host: %q
-defender:
-  api: graph
-  base_url: %q
-  schedule: "@every 1s"
-  lookback: 24h
-slack:
-  enabled: true
-  mode: http
-  bot_token: %q
-  signing_secret: %q
-  api_url: %q
-soc:
-  channels: ["slack:CSOC"]
-  users: ["slack:UANALYST"]
-  identities: {"slack:UANALYST": "analyst1@mssp.example"}
-tenants:
-  - id: %q
-    name: Fabrikam
-    channels: ["slack:CFAB"]
-`, e.db, idp.ClientID, filepath.Join(dir, "secret"), idp.URL, graph.URL, e2eToken, e2eSecret, slack.srv.URL+"/api/", e2eTenantB)
-	if err := os.WriteFile(filepath.Join(dir, "secret"), []byte(idp.Secret()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, func(string) string { return "" }, os.ReadFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idp.Consent(e2eTenantB)
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan string, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	go func() {
-		done <- serve(ctx, cfg, log, serveOptions{HTTPClient: graph.Client(), Started: func(u string) { started <- u }, ShutdownTimeout: 5 * time.Second})
-	}()
-	select {
-	case e.base = <-started:
-	case err := <-done:
-		t.Fatalf("serve stopped at start: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not start")
-	}
-	var once sync.Once
-	var stopErr error
-	e.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case stopErr = <-done:
-			case <-time.After(20 * time.Second):
-				stopErr = fmt.Errorf("serve did not stop")
-			}
-		})
-		return stopErr
-	}
-	t.Cleanup(func() { e.stop() })
-	return e, graph
-}
 
 // TestServeGraphEndToEnd drives the real serve wiring with defender.api:
 // graph: a config tenant's alert in the fake Graph becomes a card in its
@@ -107,7 +13,8 @@ tenants:
 // a resolve a PATCH with Graph's enum names; onboarding asks for Graph's
 // permissions and audience.
 func TestServeGraphEndToEnd(t *testing.T) {
-	e, graph := startServeGraph(t)
+	e := startServeAPI(t, "graph")
+	graph := e.graph
 	eventually(t, "readyz 200", func() bool { code, _ := e.get("/readyz"); return code == 200 })
 
 	// 1. An alert (medium, the customer channel's default threshold) in Graph.

@@ -164,18 +164,34 @@ type e2e struct {
 	base  string
 	slack *fakeSlack
 	idp   *defendertest.IdP
-	mde   *defendertest.MDE
+	mde   *defendertest.MDE   // defender.api: mde
+	graph *defendertest.Graph // defender.api: graph
 	db    string
 	stop  func() error
 }
 
-func startServe(t *testing.T) *e2e {
+func startServe(t *testing.T) *e2e { return startServeAPI(t, "mde") }
+
+// startServeAPI runs the real serve wiring on :0 with Slack in HTTP mode,
+// against fake Slack, Entra and the fake Defender API named by api. Tenant
+// B (Fabrikam, slack:CFAB) is declared in the config and consented.
+func startServeAPI(t *testing.T, api string) *e2e {
 	t.Helper()
 	idp := defendertest.NewIdP(t)
-	mde := defendertest.NewMDE(t, idp)
 	slack := newFakeSlack(t)
 	dir := t.TempDir()
-	e := &e2e{t: t, slack: slack, idp: idp, mde: mde, db: filepath.Join(dir, "msspbot.db")}
+	e := &e2e{t: t, slack: slack, idp: idp, db: filepath.Join(dir, "msspbot.db")}
+	var (
+		apiURL string
+		client *http.Client
+	)
+	if api == "graph" {
+		e.graph = defendertest.NewGraph(t, idp)
+		apiURL, client = e.graph.URL, e.graph.Client()
+	} else {
+		e.mde = defendertest.NewMDE(t, idp)
+		apiURL, client = e.mde.URL, e.mde.Client()
+	}
 	yaml := fmt.Sprintf(`
 database: %s
 http:
@@ -186,6 +202,7 @@ azure:
   client_secret_file: %s
   authority_host: %q
 defender:
+  api: %s
   base_url: %q
   schedule: "@every 1s"
   lookback: 24h
@@ -203,7 +220,7 @@ tenants:
   - id: %q
     name: Fabrikam
     channels: ["slack:CFAB"]
-`, e.db, idp.ClientID, filepath.Join(dir, "secret"), idp.URL, mde.URL, e2eToken, e2eSecret, slack.srv.URL+"/api/", e2eTenantB)
+`, e.db, idp.ClientID, filepath.Join(dir, "secret"), idp.URL, api, apiURL, e2eToken, e2eSecret, slack.srv.URL+"/api/", e2eTenantB)
 	if err := os.WriteFile(filepath.Join(dir, "secret"), []byte(idp.Secret()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +241,7 @@ tenants:
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	go func() {
-		done <- serve(ctx, cfg, log, serveOptions{HTTPClient: mde.Client(), Started: func(u string) { started <- u }, ShutdownTimeout: 5 * time.Second})
+		done <- serve(ctx, cfg, log, serveOptions{HTTPClient: client, Started: func(u string) { started <- u }, ShutdownTimeout: 5 * time.Second})
 	}()
 	select {
 	case e.base = <-started:
