@@ -84,6 +84,12 @@ func (s *Service) cmdOnboard(ctx context.Context, cmd Command, sc scope, req Req
 			return Message{}, fmt.Errorf("onboard: %w", err)
 		}
 	}
+	// The new request supersedes open ones; their prompts say so, so that
+	// nobody acts on a stale Grant link.
+	superseded, err := s.store.OpenAccessRequests(ctx, tid, AccessConsent)
+	if err != nil {
+		return Message{}, fmt.Errorf("onboard: %w", err)
+	}
 	state, hash := newState()
 	r, err := s.store.CreateAccessRequest(ctx, AccessRequest{
 		Kind: AccessConsent, TenantID: tid, TenantName: req.TenantName, Channel: cmd.Channel,
@@ -96,6 +102,10 @@ func (s *Service) cmdOnboard(ctx context.Context, cmd Command, sc scope, req Req
 	s.statesMu.Lock()
 	s.states[r.ID] = state
 	s.statesMu.Unlock()
+	for _, old := range superseded {
+		s.forgetState(old.ID)
+		s.editPrompt(ctx, old, AccessSuperseded, "", "↪️ Replaced by a newer approval prompt; use that one.")
+	}
 	d, err := s.noticeMessage(ctx, cmd.Channel, tid, s.consentPrompt(r, displayName(cmd)))
 	if err != nil {
 		return Message{}, err

@@ -191,11 +191,18 @@ func TestSupersededState(t *testing.T) {
 	h := newHarness(t)
 	first, oldState := h.onboard()
 	_, newState := h.onboard()
+	h.drain()
+	old := h.chat.messages[first.ID].Msg
+	if len(old.Buttons) != 0 || !strings.Contains(fieldText(old), "Superseded") {
+		t.Fatalf("the old prompt still offers its buttons: %s %s", render(old), fieldText(old))
+	}
+	if lines := h.chat.lines(first.ID); len(lines) != 1 || !strings.Contains(lines[0], "newer approval prompt") {
+		t.Fatalf("old prompt thread %q", lines)
+	}
 	h.access.consent(tenantN)
 	if res := h.callback(ok(tenantN, oldState)); res.Status != 400 {
 		t.Fatalf("superseded state answered %d", res.Status)
 	}
-	_ = first
 	if res := h.callback(ok(tenantN, newState)); res.Status != 200 {
 		t.Fatalf("new state answered %d", res.Status)
 	}

@@ -238,6 +238,8 @@ type AccessStore interface {
 	// same kind for the same tenant becomes superseded.
 	CreateAccessRequest(ctx context.Context, r AccessRequest) (AccessRequest, error)
 	FindAccessRequest(ctx context.Context, id int64) (AccessRequest, error)
+	// OpenAccessRequests lists the tenant's open requests of a kind.
+	OpenAccessRequests(ctx context.Context, tenantID string, kind AccessKind) ([]AccessRequest, error)
 	FindAccessRequestByState(ctx context.Context, stateHash string) (AccessRequest, error)
 	// CloseAccessRequest moves an open request to outcome; ECONFLICT when it
 	// is no longer open (so two callbacks cannot both win).

@@ -171,3 +171,25 @@ func (db *DB) SetAccessState(ctx context.Context, id int64, stateHash string) er
 	}
 	return nil
 }
+
+// OpenAccessRequests implements bot.AccessStore.
+func (db *DB) OpenAccessRequests(ctx context.Context, tenantID string, kind bot.AccessKind) ([]bot.AccessRequest, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+accessCols+` FROM access_requests
+		WHERE tenant_id = ? AND kind = ? AND outcome = 'open' ORDER BY id`, bot.NormalizeTenantID(tenantID), string(kind))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open access requests: %w", err)
+	}
+	defer rows.Close()
+	var out []bot.AccessRequest
+	for rows.Next() {
+		r, err := scanAccess(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: open access requests: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: open access requests: %w", err)
+	}
+	return out, nil
+}

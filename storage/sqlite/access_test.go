@@ -96,3 +96,21 @@ func TestSetAccessState(t *testing.T) {
 	must(t, db.CloseAccessRequest(ctx, other.ID, bot.AccessExpired, "", t0))
 	wantCode(t, db.SetAccessState(ctx, other.ID, "fresh"), bot.ECONFLICT)
 }
+
+func TestOpenAccessRequests(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	a, err := db.CreateAccessRequest(ctx, bot.AccessRequest{Kind: bot.AccessConsent, TenantID: tenantA, StateHash: "h1", ExpiresAt: t0.Add(time.Hour)})
+	must(t, err)
+	_, err = db.CreateAccessRequest(ctx, bot.AccessRequest{Kind: bot.AccessLink, TenantID: tenantA, ExpiresAt: t0.Add(time.Hour)})
+	must(t, err)
+	open, err := db.OpenAccessRequests(ctx, strings.ToUpper(tenantA), bot.AccessConsent)
+	must(t, err)
+	if len(open) != 1 || open[0].ID != a.ID {
+		t.Fatalf("open consent requests %+v", open)
+	}
+	must(t, db.CloseAccessRequest(ctx, a.ID, bot.AccessDeclined, "", t0))
+	if open, _ = db.OpenAccessRequests(ctx, tenantA, bot.AccessConsent); len(open) != 0 {
+		t.Fatalf("closed request listed: %+v", open)
+	}
+}
