@@ -198,7 +198,13 @@ func (c *Client) GetAlert(ctx context.Context, tenantID, alertID string) (bot.Al
 		return c.graphGetAlert(ctx, tenant, alertID)
 	}
 	path := alertsPath + "/" + url.PathEscape(alertID)
-	body, err := c.do(ctx, request{tenant: tenant, method: http.MethodGet, path: path, query: "$expand=evidence"})
+	return c.getOne(ctx, request{tenant: tenant, method: http.MethodGet, path: path, query: "$expand=evidence"}, alertsPath, c.mapAlert)
+}
+
+// getOne sends req for one alert of the collection at base and decodes
+// the answer; a 404 is an error with code bot.ENOTFOUND.
+func (c *Client) getOne(ctx context.Context, req request, base string, decode func(tenant string, raw json.RawMessage) (bot.Alert, error)) (bot.Alert, error) {
+	body, err := c.do(ctx, req)
 	if err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
@@ -206,9 +212,9 @@ func (c *Client) GetAlert(ctx context.Context, tenantID, alertID string) (bot.Al
 		}
 		return bot.Alert{}, err
 	}
-	a, err := c.mapAlert(tenant, json.RawMessage(body))
+	a, err := decode(req.tenant, json.RawMessage(body))
 	if err != nil {
-		return bot.Alert{}, fmt.Errorf("defender: decode GET %s for tenant %s: %w", alertsPath+"/{id}", tenant, err)
+		return bot.Alert{}, fmt.Errorf("defender: decode GET %s for tenant %s: %w", base+"/{id}", req.tenant, err)
 	}
 	return a, nil
 }
@@ -247,29 +253,80 @@ func (c *collector) sorted() []bot.Alert {
 
 // mdeAlert is the part of an MDE alert the bot reads; Raw keeps the rest.
 type mdeAlert struct {
-	ID                string          `json:"id"`
-	IncidentID        json.RawMessage `json:"incidentId"`
-	AssignedTo        string          `json:"assignedTo"`
-	Severity          string          `json:"severity"`
-	Status            string          `json:"status"`
-	Classification    string          `json:"classification"`
-	Determination     string          `json:"determination"`
-	DetectionSource   string          `json:"detectionSource"`
-	Category          string          `json:"category"`
-	Title             string          `json:"title"`
-	Description       string          `json:"description"`
-	AlertCreationTime jsonTime        `json:"alertCreationTime"`
-	LastUpdateTime    jsonTime        `json:"lastUpdateTime"`
-	ResolvedTime      jsonTime        `json:"resolvedTime"`
-	MachineID         string          `json:"machineId"`
-	ComputerDNSName   string          `json:"computerDnsName"`
-	RBACGroupName     string          `json:"rbacGroupName"`
-	MitreTechniques   stringList      `json:"mitreTechniques"`
+	alertFields
+	DetectionSource   string   `json:"detectionSource"`
+	AlertCreationTime jsonTime `json:"alertCreationTime"`
+	LastUpdateTime    jsonTime `json:"lastUpdateTime"`
+	ResolvedTime      jsonTime `json:"resolvedTime"`
+	MachineID         string   `json:"machineId"`
+	ComputerDNSName   string   `json:"computerDnsName"`
+	RBACGroupName     string   `json:"rbacGroupName"`
 	RelatedUser       *struct {
 		UserName   string `json:"userName"`
 		DomainName string `json:"domainName"`
 	} `json:"relatedUser"`
 	Evidence []mdeEvidence `json:"evidence"`
+}
+
+// alertFields are the properties MDE and Graph alerts share under the
+// same names, and map alike.
+type alertFields struct {
+	ID              string          `json:"id"`
+	IncidentID      json.RawMessage `json:"incidentId"`
+	AssignedTo      string          `json:"assignedTo"`
+	Severity        string          `json:"severity"`
+	Status          string          `json:"status"`
+	Classification  string          `json:"classification"`
+	Determination   string          `json:"determination"`
+	Category        string          `json:"category"`
+	Title           string          `json:"title"`
+	Description     string          `json:"description"`
+	MitreTechniques stringList      `json:"mitreTechniques"`
+}
+
+// alert maps the shared properties of an alert of tenant; raw becomes its
+// Raw. An alert without an id is refused.
+func (f *alertFields) alert(tenant string, raw json.RawMessage) (bot.Alert, error) {
+	if f.ID == "" {
+		return bot.Alert{}, errors.New("alert without id")
+	}
+	sev, _ := bot.ParseSeverity(f.Severity)
+	class, _ := bot.ParseClassification(f.Classification)
+	return bot.Alert{
+		TenantID:        tenant,
+		ID:              f.ID,
+		Title:           f.Title,
+		Description:     f.Description,
+		Severity:        sev,
+		Status:          bot.ParseStatus(f.Status),
+		Classification:  class,
+		Determination:   mapDetermination(f.Determination),
+		AssignedTo:      f.AssignedTo,
+		Category:        f.Category,
+		IncidentID:      numberOrString(f.IncidentID),
+		MitreTechniques: []string(f.MitreTechniques),
+		Raw:             raw,
+	}, nil
+}
+
+// decodeAlert decodes raw as an API's alert type T, which embeds
+// alertFields, and maps the shared properties.
+func decodeAlert[T any, P interface {
+	*T
+	alert(tenant string, raw json.RawMessage) (bot.Alert, error)
+}](tenant string, raw json.RawMessage) (*T, bot.Alert, error) {
+	v := P(new(T))
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, bot.Alert{}, err
+	}
+	a, err := v.alert(tenant, raw)
+	return v, a, err
+}
+
+// portalLink is the portal page ("alerts" or "incidents") of id in
+// tenant.
+func (c *Client) portalLink(kind, id, tenant string) string {
+	return c.ep.Portal + "/" + kind + "/" + url.PathEscape(id) + "?tid=" + url.QueryEscape(tenant)
 }
 
 type mdeEvidence struct {
@@ -313,40 +370,16 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 
 // mapAlert turns one MDE alert into a bot.Alert; raw becomes its Raw.
 func (c *Client) mapAlert(tenant string, raw json.RawMessage) (bot.Alert, error) {
-	var m mdeAlert
-	if err := json.Unmarshal(raw, &m); err != nil {
+	m, a, err := decodeAlert[mdeAlert](tenant, raw)
+	if err != nil {
 		return bot.Alert{}, err
 	}
-	if m.ID == "" {
-		return bot.Alert{}, errors.New("alert without id")
-	}
-	sev, _ := bot.ParseSeverity(m.Severity)
-	class, _ := bot.ParseClassification(m.Classification)
-	a := bot.Alert{
-		TenantID:        tenant,
-		ID:              m.ID,
-		Title:           m.Title,
-		Description:     m.Description,
-		Severity:        sev,
-		Status:          bot.ParseStatus(m.Status),
-		Classification:  class,
-		Determination:   mapDetermination(m.Determination),
-		AssignedTo:      m.AssignedTo,
-		Category:        m.Category,
-		DetectionSource: m.DetectionSource,
-		DeviceName:      m.ComputerDNSName,
-		DeviceID:        m.MachineID,
-		DeviceGroup:     m.RBACGroupName,
-		IncidentID:      numberOrString(m.IncidentID),
-		MitreTechniques: []string(m.MitreTechniques),
-		PortalURL:       c.ep.Portal + "/alerts/" + url.PathEscape(m.ID) + "?tid=" + url.QueryEscape(tenant),
-		CreatedAt:       m.AlertCreationTime.Time,
-		LastUpdatedAt:   m.LastUpdateTime.Time,
-		ResolvedAt:      m.ResolvedTime.Time,
-		Raw:             raw,
-	}
+	a.DetectionSource = m.DetectionSource
+	a.DeviceName, a.DeviceID, a.DeviceGroup = m.ComputerDNSName, m.MachineID, m.RBACGroupName
+	a.PortalURL = c.portalLink("alerts", m.ID, tenant)
+	a.CreatedAt, a.LastUpdatedAt, a.ResolvedAt = m.AlertCreationTime.Time, m.LastUpdateTime.Time, m.ResolvedTime.Time
 	if a.IncidentID != "" {
-		a.IncidentURL = c.ep.Portal + "/incidents/" + url.PathEscape(a.IncidentID) + "?tid=" + url.QueryEscape(tenant)
+		a.IncidentURL = c.portalLink("incidents", a.IncidentID, tenant)
 	}
 	if u := m.RelatedUser; u != nil && u.UserName != "" {
 		a.UserName = u.UserName

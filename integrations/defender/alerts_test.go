@@ -116,11 +116,8 @@ func TestAlertsQuirks(t *testing.T) {
 func TestGetAlertWithEvidence(t *testing.T) {
 	e := newEnv(t)
 	e.idp.Consent(tenantA)
-	id := e.mde.Put(tenantA, defendertest.SampleAlert("ev-1"))
-	a, err := e.c.GetAlert(ctxT(t), tenantA, id)
-	if err != nil {
-		t.Fatalf("GetAlert: %v", err)
-	}
+	a := sampleAlert(t, e, "ev-1")
+	id := a.ID
 	want := []bot.Evidence{
 		{Type: "user", Name: "jdoe@contoso.example"},
 		{Type: "process", Name: "procdump64.exe", Verdict: "Detected"},
@@ -169,13 +166,7 @@ func TestAlertsSplitsFullPages(t *testing.T) {
 	base := mustTime(t, "2026-11-20T08:00:00Z")
 	ids := putN(e, tenantA, 10, base)
 
-	got, err := e.c.Alerts(ctxT(t), tenantA, base.Add(-time.Hour))
-	if err != nil {
-		t.Fatalf("Alerts: %v", err)
-	}
-	if !reflect.DeepEqual(idsOf(got), ids) {
-		t.Fatalf("ids = %v, want %v", idsOf(got), ids)
-	}
+	expectAlertIDs(t, e, base.Add(-time.Hour), ids)
 	split := false
 	for _, c := range e.mde.Calls() {
 		if c.Query.Get("$skip") != "" {
@@ -240,13 +231,7 @@ func TestAlertsSameTimestampBeyondPage(t *testing.T) {
 		want = append(want, e.mde.PutAt(tenantA, defendertest.SampleAlert(fmt.Sprintf("same-%d", i)), at))
 	}
 	want = append(want, e.mde.PutAt(tenantA, defendertest.SampleAlert("later-1"), at.Add(time.Minute)))
-	got, err := e.c.Alerts(ctxT(t), tenantA, at.Add(-time.Second))
-	if err != nil {
-		t.Fatalf("Alerts: %v", err)
-	}
-	if !reflect.DeepEqual(idsOf(got), want) {
-		t.Fatalf("ids = %v, want %v", idsOf(got), want)
-	}
+	expectAlertIDs(t, e, at.Add(-time.Second), want)
 	skipped := false
 	for _, c := range e.mde.Calls() {
 		if c.Query.Get("$skip") != "" {

@@ -15,41 +15,59 @@ func TestBudgetPerTenant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx := context.Background()
-		start := time.Now()
-		for i := range 100 {
-			if err := c.budget(tenantA).wait(ctx); err != nil {
-				t.Fatalf("wait %d: %v", i, err)
-			}
-		}
-		// 100 calls never fit in less than a minute...
-		if d := time.Since(start); d < 59*time.Second || d > 61*time.Second {
-			t.Errorf("100 calls took %v, want about a minute", d)
-		}
-		// ...while another tenant is not held up by the busy one.
-		other := time.Now()
-		if err := c.budget(tenantB).wait(ctx); err != nil || time.Since(other) != 0 {
-			t.Errorf("tenant B waited %v (%v)", time.Since(other), err)
-		}
+		// 100 calls never fit in less than a minute, while another tenant
+		// is not held up by the busy one.
+		expectMinuteBudget(t, c, 100)
 		// Any window of 60s holds at most 100 calls.
-		calls := []time.Time{}
-		start = time.Now()
-		for time.Since(start) < 3*time.Minute {
-			if err := c.budget(tenantB).wait(ctx); err != nil {
-				t.Fatal(err)
-			}
-			calls = append(calls, time.Now())
-		}
-		for i := range calls {
-			n := 0
-			for j := i; j < len(calls) && calls[j].Sub(calls[i]) < time.Minute; j++ {
-				n++
-			}
-			if n > 100 {
-				t.Fatalf("%d calls within a minute from call %d", n, i)
-			}
-		}
+		start := time.Now()
+		calls := spendBudget(t, c, tenantB, func(int) bool { return time.Since(start) < 3*time.Minute })
+		expectAtMostPerMinute(t, calls, 100)
 	})
+}
+
+// expectMinuteBudget checks that perMin calls of tenantA take about a
+// minute, and that tenantB is not held up meanwhile. Run it in a synctest
+// bubble.
+func expectMinuteBudget(t *testing.T, c *Client, perMin int) {
+	t.Helper()
+	start := time.Now()
+	spendBudget(t, c, tenantA, func(n int) bool { return n < perMin })
+	if d := time.Since(start); d < 59*time.Second || d > 61*time.Second {
+		t.Errorf("%d calls took %v, want about a minute", perMin, d)
+	}
+	other := time.Now()
+	if err := c.budget(tenantB).wait(context.Background()); err != nil || time.Since(other) != 0 {
+		t.Errorf("tenant B waited %v (%v)", time.Since(other), err)
+	}
+}
+
+// spendBudget waits for tenant's budget while more(calls so far) says
+// so, and returns when each wait ended.
+func spendBudget(t *testing.T, c *Client, tenant string, more func(n int) bool) []time.Time {
+	t.Helper()
+	var calls []time.Time
+	for more(len(calls)) {
+		if err := c.budget(tenant).wait(context.Background()); err != nil {
+			t.Fatalf("wait %d: %v", len(calls), err)
+		}
+		calls = append(calls, time.Now())
+	}
+	return calls
+}
+
+// expectAtMostPerMinute fails when any 60 s window holds more than limit
+// of calls.
+func expectAtMostPerMinute(t *testing.T, calls []time.Time, limit int) {
+	t.Helper()
+	for i := range calls {
+		n := 0
+		for j := i; j < len(calls) && calls[j].Sub(calls[i]) < time.Minute; j++ {
+			n++
+		}
+		if n > limit {
+			t.Fatalf("%d calls within a minute from call %d", n, i)
+		}
+	}
 }
 
 func TestBudgetHour(t *testing.T) {
@@ -59,11 +77,7 @@ func TestBudgetHour(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		for range 1500 {
-			if err := c.budget(tenantA).wait(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
+		spendBudget(t, c, tenantA, func(n int) bool { return n < 1500 })
 		if d := time.Since(start); d < 59*time.Minute || d > 61*time.Minute {
 			t.Errorf("1,500 calls took %v, want about an hour", d)
 		}

@@ -14,124 +14,145 @@ import (
 )
 
 func TestThrottledHonoursRetryAfter(t *testing.T) {
-	e := newEnv(t)
-	e.idp.Consent(tenantA)
-	e.mde.Put(tenantA, defendertest.SampleAlert("a1"))
-	e.mde.ThrottleNext(2, 7)
-	got, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
-	if err != nil || len(got) != 1 {
-		t.Fatalf("Alerts after 429s: %v, %d alerts", err, len(got))
-	}
-	if s := e.sleeps.all(); len(s) != 2 || s[0] != 7*time.Second || s[1] != 7*time.Second {
-		t.Errorf("waits = %v, want [7s 7s] from Retry-After", s)
-	}
-	if n := len(e.mde.Calls()); n != 3 {
-		t.Errorf("%d calls, want 3", n)
-	}
+	onEachAPI(t, nil, func(t *testing.T, e *env, _ int) {
+		e.fake.Put(tenantA, e.api.sample("a1"))
+		e.fake.ThrottleNext(2, 7)
+		got, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("Alerts after 429s: %v, %d alerts", err, len(got))
+		}
+		if s := e.sleeps.all(); len(s) != 2 || s[0] != 7*time.Second || s[1] != 7*time.Second {
+			t.Errorf("waits = %v, want [7s 7s] from Retry-After", s)
+		}
+		if n := e.fake.CallCount(); n != 3 {
+			t.Errorf("%d calls, want 3", n)
+		}
+		e.fake.ThrottleNext(10, 1)
+		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); !errors.Is(err, ErrThrottled) || !errors.Is(err, bot.ErrThrottled) {
+			t.Errorf("429 forever: %v", err)
+		}
+	})
 }
 
 func TestServerErrorRetriedWithBackoff(t *testing.T) {
-	e := newEnv(t)
-	e.idp.Consent(tenantA)
-	e.mde.Put(tenantA, defendertest.SampleAlert("a1"))
-	e.mde.FailNext(2, http.StatusInternalServerError)
-	got, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
-	if err != nil || len(got) != 1 {
-		t.Fatalf("Alerts after two 500s: %v", err)
-	}
-	s := e.sleeps.all()
-	if len(s) != 2 {
-		t.Fatalf("waits = %v, want 2", s)
-	}
-	// Exponential with jitter: [base/2, base], then [base, 2*base].
-	if s[0] < 500*time.Millisecond || s[0] > time.Second || s[1] < time.Second || s[1] > 2*time.Second {
-		t.Errorf("backoff waits = %v", s)
-	}
+	onEachAPI(t, []int{http.StatusInternalServerError, http.StatusServiceUnavailable}, func(t *testing.T, e *env, status int) {
+		e.fake.Put(tenantA, e.api.sample("a1"))
+		e.fake.FailNext(2, status)
+		got, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("Alerts after two %ds: %v", status, err)
+		}
+		s := e.sleeps.all()
+		if len(s) != 2 {
+			t.Fatalf("waits = %v, want 2", s)
+		}
+		// Exponential with jitter: [base/2, base], then [base, 2*base].
+		if s[0] < 500*time.Millisecond || s[0] > time.Second || s[1] < time.Second || s[1] > 2*time.Second {
+			t.Errorf("backoff waits = %v", s)
+		}
+	})
 }
 
 func TestServerErrorForeverGivesUp(t *testing.T) {
-	e := newEnv(t)
-	e.idp.Consent(tenantA)
-	e.mde.FailNext(100, http.StatusServiceUnavailable)
-	_, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
-	if !errors.Is(err, ErrUnavailable) || errors.Is(err, bot.ErrAuth) {
-		t.Fatalf("err = %v, want ErrUnavailable", err)
-	}
-	if n := len(e.mde.Calls()); n != e.cfg.MaxAttempts {
-		t.Errorf("%d calls, want MaxAttempts=%d", n, e.cfg.MaxAttempts)
-	}
-	if !strings.Contains(err.Error(), tenantA) || !strings.Contains(err.Error(), "/api/alerts") {
-		t.Errorf("error %q does not name tenant and path", err)
-	}
+	onEachAPI(t, []int{http.StatusServiceUnavailable, http.StatusInternalServerError}, func(t *testing.T, e *env, status int) {
+		e.fake.FailNext(100, status)
+		_, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, bot.ErrAuth) {
+			t.Fatalf("err = %v, want ErrUnavailable", err)
+		}
+		if n := e.fake.CallCount(); n != e.cfg.MaxAttempts {
+			t.Errorf("%d calls, want MaxAttempts=%d", n, e.cfg.MaxAttempts)
+		}
+		if !strings.Contains(err.Error(), tenantA) || !strings.Contains(err.Error(), e.api.path) {
+			t.Errorf("error %q does not name tenant and path", err)
+		}
+		var ae *APIError
+		if status == http.StatusInternalServerError && (!errors.As(err, &ae) || ae.Code != "InternalServerError") {
+			t.Errorf("500 forever: %v, want code InternalServerError", err)
+		}
+	})
 }
 
 func TestUnauthorizedIsAuthError(t *testing.T) {
-	t.Run("fresh token refused", func(t *testing.T) {
-		e := newEnv(t)
-		e.idp.Consent(tenantA)
-		e.mde.FailNext(1, http.StatusUnauthorized)
-		_, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
-		if !errors.Is(err, bot.ErrAuth) {
-			t.Fatalf("err = %v, want ErrAuth", err)
+	for _, api := range apis {
+		// cachedEnv is an env whose client holds a token of tenantA.
+		cachedEnv := func(t *testing.T) *env {
+			e := api.newEnv(t)
+			e.idp.Consent(tenantA)
+			if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			return e
 		}
-		if n := len(e.mde.Calls()); n != 1 || len(e.sleeps.all()) != 0 {
-			t.Errorf("401 with a new token was retried: %d calls", n)
-		}
-	})
-	t.Run("cached token refused then fresh accepted", func(t *testing.T) {
-		e := newEnv(t)
-		e.idp.Consent(tenantA)
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-		e.mde.FailNext(1, http.StatusForbidden) // e.g. roles not yet in the cached token
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err != nil {
-			t.Fatalf("after a 403 on a cached token: %v", err)
-		}
-		if n := e.idp.TokenRequests(tenantA); n != 2 {
-			t.Errorf("token requests = %d, want 2 (one fresh)", n)
-		}
-	})
-	t.Run("cached and fresh refused", func(t *testing.T) {
-		e := newEnv(t)
-		e.idp.Consent(tenantA)
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-		e.mde.FailNext(2, http.StatusUnauthorized)
-		_, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
-		var ae *APIError
-		if !errors.Is(err, bot.ErrAuth) || !errors.As(err, &ae) || ae.Status != 401 || ae.Code != "Unauthorized" {
-			t.Fatalf("err = %v, want a 401 APIError wrapping ErrAuth", err)
-		}
-	})
-	t.Run("consent revoked", func(t *testing.T) {
-		e := newEnv(t)
-		e.idp.Consent(tenantA)
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-		e.idp.Revoke(tenantA)
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); !errors.Is(err, bot.ErrAuth) {
-			t.Fatalf("after revoke: %v, want ErrAuth", err)
-		}
-	})
+		t.Run(api.name+"/fresh token refused", func(t *testing.T) {
+			e := api.newEnv(t)
+			e.idp.Consent(tenantA)
+			e.fake.FailNext(1, http.StatusUnauthorized) // a new token refused: not retried
+			_, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
+			var ae *APIError
+			if !errors.Is(err, bot.ErrAuth) || !errors.As(err, &ae) || ae.Code != api.authCode {
+				t.Fatalf("err = %v, want ErrAuth with code %s", err, api.authCode)
+			}
+			if n := e.fake.CallCount(); n != 1 || len(e.sleeps.all()) != 0 {
+				t.Errorf("401 with a new token was retried: %d calls", n)
+			}
+		})
+		t.Run(api.name+"/cached token refused then fresh accepted", func(t *testing.T) {
+			e := cachedEnv(t)
+			e.fake.FailNext(1, http.StatusForbidden) // e.g. roles not yet in the cached token
+			if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err != nil {
+				t.Fatalf("after a 403 on a cached token: %v", err)
+			}
+			if n := e.idp.TokenRequests(tenantA); n != 2 {
+				t.Errorf("token requests = %d, want 2 (one fresh)", n)
+			}
+		})
+		t.Run(api.name+"/cached and fresh refused", func(t *testing.T) {
+			e := cachedEnv(t)
+			e.fake.FailNext(2, http.StatusUnauthorized)
+			_, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
+			var ae *APIError
+			if !errors.Is(err, bot.ErrAuth) || !errors.As(err, &ae) || ae.Status != 401 || ae.Code != api.authCode {
+				t.Fatalf("err = %v, want a 401 APIError wrapping ErrAuth", err)
+			}
+		})
+		t.Run(api.name+"/cached and fresh forbidden", func(t *testing.T) {
+			e := cachedEnv(t)
+			e.fake.FailNext(2, http.StatusForbidden)
+			if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); !errors.Is(err, bot.ErrAuth) || !strings.Contains(err.Error(), api.noRoles) {
+				t.Errorf("403 twice: %v, want ErrAuth naming %s", err, api.noRoles)
+			}
+		})
+		t.Run(api.name+"/consent revoked", func(t *testing.T) {
+			e := cachedEnv(t)
+			e.idp.Revoke(tenantA)
+			if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); !errors.Is(err, bot.ErrAuth) {
+				t.Fatalf("after revoke: %v, want ErrAuth", err)
+			}
+		})
+	}
 }
 
-func TestTenantIsolation(t *testing.T) {
-	e := newEnv(t)
+// expectTenantIsolation checks that alerts of tenantB, which has not
+// consented, are out of reach, and that tenantA's list holds only its own.
+func expectTenantIsolation(t *testing.T, e *env) {
+	t.Helper()
 	e.idp.Consent(tenantA)
-	e.mde.Put(tenantA, defendertest.SampleAlert("a-only"))
-	e.mde.Put(tenantB, defendertest.SampleAlert("b-only"))
-
-	// B has not consented: nothing of B is reachable.
-	if got, err := e.c.Alerts(ctxT(t), tenantB, time.Time{}); !errors.Is(err, bot.ErrAuth) || len(got) != 0 {
+	e.fake.Put(tenantA, e.api.sample("a-only"))
+	e.fake.Put(tenantB, e.api.sample("b-only"))
+	if got, err := e.c.Alerts(ctxT(t), tenantB, time.Time{}); !errors.Is(err, bot.ErrAuth) || got != nil {
 		t.Fatalf("tenant B without consent: %v, %d alerts", err, len(got))
 	}
 	got, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
 	if err != nil || len(got) != 1 || got[0].ID != "a-only" || got[0].TenantID != tenantA {
 		t.Fatalf("tenant A: %v %+v", err, got)
 	}
+}
+
+func TestTenantIsolation(t *testing.T) {
+	e := newEnv(t)
+	// B has not consented: nothing of B is reachable.
+	expectTenantIsolation(t, e)
 	// A's token, used directly, lists only A's alerts.
 	tok, err := e.c.Tokens().Token(ctxT(t), tenantA, mdeScope)
 	if err != nil {
@@ -213,19 +234,23 @@ func TestDeadlineAborts(t *testing.T) {
 }
 
 func TestBadJSONNamesTenantAndPath(t *testing.T) {
-	e := newEnv(t)
-	e.idp.Consent(tenantA)
-	e.mde.BadJSONNext(1)
-	_, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
-	if err == nil || !strings.Contains(err.Error(), tenantA) || !strings.Contains(err.Error(), "GET /api/alerts") {
-		t.Fatalf("err = %v, want tenant and endpoint named", err)
-	}
-	for _, body := range []string{`{}`, `{"value": null}`, `{"value": {"id": "x"}}`, `{"value": [{"id": 5}]}`, `{"value": [{"title": "no id"}]}`, `<html>oops</html>`} {
-		e.mde.Inject(defendertest.Fault{Status: 200, Body: body}, 1)
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err == nil || !strings.Contains(err.Error(), tenantA) {
-			t.Errorf("body %s: err = %v", body, err)
+	onEachAPI(t, nil, func(t *testing.T, e *env, _ int) {
+		e.fake.BadJSONNext(1)
+		_, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
+		if err == nil || !strings.Contains(err.Error(), tenantA) || !strings.Contains(err.Error(), "GET "+e.api.path) {
+			t.Fatalf("err = %v, want tenant and endpoint named", err)
 		}
-	}
+		bodies := []string{`{}`, `{"value": null}`, `{"value": {"id": "x"}}`, `{"value": [{"id": 5}]}`, `{"value": [{"title": "no id"}]}`, `<html>oops</html>`}
+		if e.g != nil {
+			bodies = append(bodies, `{"value": [], "@odata.nextLink": "::not a url"}`)
+		}
+		for _, body := range bodies {
+			e.fake.Inject(defendertest.Fault{Status: 200, Body: body}, 1)
+			if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err == nil || !strings.Contains(err.Error(), tenantA) {
+				t.Errorf("body %s: err = %v", body, err)
+			}
+		}
+	})
 }
 
 func TestTokenEndpointOutageRetried(t *testing.T) {

@@ -146,24 +146,12 @@ func (c *Client) decodeGraphPage(tenant string, body []byte) ([]bot.Alert, strin
 
 // graphGetAlert reads one alert; alerts_v2 always carries its evidence.
 func (c *Client) graphGetAlert(ctx context.Context, tenant, alertID string) (bot.Alert, error) {
-	body, err := c.do(ctx, request{
+	return c.getOne(ctx, request{
 		tenant: tenant,
 		method: http.MethodGet,
 		path:   graphAlertsPath + "/" + url.PathEscape(alertID),
 		header: graphHeader(),
-	})
-	if err != nil {
-		var ae *APIError
-		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
-			return bot.Alert{}, fmt.Errorf("%w: %w", err, bot.Errorf(bot.ENOTFOUND, "alert not found"))
-		}
-		return bot.Alert{}, err
-	}
-	a, err := c.mapGraphAlert(tenant, json.RawMessage(body))
-	if err != nil {
-		return bot.Alert{}, fmt.Errorf("defender: decode GET %s for tenant %s: %w", graphAlertsPath+"/{id}", tenant, err)
-	}
-	return a, nil
+	}, graphAlertsPath, c.mapGraphAlert)
 }
 
 // graphAlert is the part of a Graph alert the bot reads; Raw keeps the
@@ -171,66 +159,31 @@ func (c *Client) graphGetAlert(ctx context.Context, tenant, alertID string) (bot
 // (unknownFutureValue, or a member added later) maps to "unknown", never
 // to an error.
 type graphAlert struct {
-	ID                 string            `json:"id"`
-	IncidentID         json.RawMessage   `json:"incidentId"`
+	alertFields
 	IncidentWebURL     string            `json:"incidentWebUrl"`
 	AlertWebURL        string            `json:"alertWebUrl"`
-	AssignedTo         string            `json:"assignedTo"`
-	Severity           string            `json:"severity"`
-	Status             string            `json:"status"`
-	Classification     string            `json:"classification"`
-	Determination      string            `json:"determination"`
 	ServiceSource      string            `json:"serviceSource"`
 	DetectionSource    string            `json:"detectionSource"`
-	Category           string            `json:"category"`
-	Title              string            `json:"title"`
-	Description        string            `json:"description"`
 	CreatedDateTime    jsonTime          `json:"createdDateTime"`
 	LastUpdateDateTime jsonTime          `json:"lastUpdateDateTime"`
 	ResolvedDateTime   jsonTime          `json:"resolvedDateTime"`
-	MitreTechniques    stringList        `json:"mitreTechniques"`
 	Evidence           []json.RawMessage `json:"evidence"`
 }
 
 // mapGraphAlert turns one Graph alert into a bot.Alert; raw becomes its Raw.
 func (c *Client) mapGraphAlert(tenant string, raw json.RawMessage) (bot.Alert, error) {
-	var g graphAlert
-	if err := json.Unmarshal(raw, &g); err != nil {
+	g, a, err := decodeAlert[graphAlert](tenant, raw)
+	if err != nil {
 		return bot.Alert{}, err
 	}
-	if g.ID == "" {
-		return bot.Alert{}, errors.New("alert without id")
-	}
-	sev, _ := bot.ParseSeverity(g.Severity)
-	class, _ := bot.ParseClassification(g.Classification)
-	a := bot.Alert{
-		TenantID:        tenant,
-		ID:              g.ID,
-		Title:           g.Title,
-		Description:     g.Description,
-		Severity:        sev,
-		Status:          bot.ParseStatus(g.Status),
-		Classification:  class,
-		Determination:   mapDetermination(g.Determination),
-		AssignedTo:      g.AssignedTo,
-		Category:        g.Category,
-		DetectionSource: enumValue(g.DetectionSource),
-		ServiceSource:   enumValue(g.ServiceSource),
-		IncidentID:      numberOrString(g.IncidentID),
-		MitreTechniques: []string(g.MitreTechniques),
-		PortalURL:       webURL(g.AlertWebURL),
-		CreatedAt:       g.CreatedDateTime.Time,
-		LastUpdatedAt:   g.LastUpdateDateTime.Time,
-		ResolvedAt:      g.ResolvedDateTime.Time,
-		Raw:             raw,
-	}
-	if a.PortalURL == "" {
-		a.PortalURL = c.ep.Portal + "/alerts/" + url.PathEscape(g.ID) + "?tid=" + url.QueryEscape(tenant)
+	a.DetectionSource, a.ServiceSource = enumValue(g.DetectionSource), enumValue(g.ServiceSource)
+	a.CreatedAt, a.LastUpdatedAt, a.ResolvedAt = g.CreatedDateTime.Time, g.LastUpdateDateTime.Time, g.ResolvedDateTime.Time
+	if a.PortalURL = webURL(g.AlertWebURL); a.PortalURL == "" {
+		a.PortalURL = c.portalLink("alerts", g.ID, tenant)
 	}
 	if a.IncidentID != "" {
-		a.IncidentURL = webURL(g.IncidentWebURL)
-		if a.IncidentURL == "" {
-			a.IncidentURL = c.ep.Portal + "/incidents/" + url.PathEscape(a.IncidentID) + "?tid=" + url.QueryEscape(tenant)
+		if a.IncidentURL = webURL(g.IncidentWebURL); a.IncidentURL == "" {
+			a.IncidentURL = c.portalLink("incidents", a.IncidentID, tenant)
 		}
 	}
 	for _, r := range g.Evidence {

@@ -1,7 +1,6 @@
 package defender
 
 import (
-	"context"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,41 +14,14 @@ func TestGraphBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx := context.Background()
-		start := time.Now()
-		for i := range 150 {
-			if err := c.budget(tenantA).wait(ctx); err != nil {
-				t.Fatalf("wait %d: %v", i, err)
-			}
-		}
-		if d := time.Since(start); d < 59*time.Second || d > 61*time.Second {
-			t.Errorf("150 calls took %v, want about a minute", d)
-		}
-		other := time.Now()
-		if err := c.budget(tenantB).wait(ctx); err != nil || time.Since(other) != 0 {
-			t.Errorf("tenant B waited %v (%v)", time.Since(other), err)
-		}
+		expectMinuteBudget(t, c, 150)
 		// 1,600 calls (more than MDE's hourly 1,500) fit in 12 minutes, and
 		// no 60 s window holds more than 150.
-		var calls []time.Time
-		start = time.Now()
-		for range 1600 {
-			if err := c.budget(tenantB).wait(ctx); err != nil {
-				t.Fatal(err)
-			}
-			calls = append(calls, time.Now())
-		}
+		start := time.Now()
+		calls := spendBudget(t, c, tenantB, func(n int) bool { return n < 1600 })
 		if d := time.Since(start); d > 12*time.Minute {
 			t.Errorf("1,600 calls took %v: an hourly cap applies", d)
 		}
-		for i := range calls {
-			n := 0
-			for j := i; j < len(calls) && calls[j].Sub(calls[i]) < time.Minute; j++ {
-				n++
-			}
-			if n > 150 {
-				t.Fatalf("%d calls within a minute from call %d", n, i)
-			}
-		}
+		expectAtMostPerMinute(t, calls, 150)
 	})
 }

@@ -3,7 +3,6 @@ package defender
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,48 +17,6 @@ import (
 )
 
 const graphScope = "https://graph.microsoft.com/.default"
-
-// graphEnv is a Client with defender.api: graph wired to a fake IdP and a
-// fake Graph API.
-type graphEnv struct {
-	idp    *defendertest.IdP
-	g      *defendertest.Graph
-	c      *Client
-	cfg    Config
-	sleeps *sleeps
-	logs   *syncBuffer
-}
-
-func newGraphEnv(t *testing.T, mutate ...func(*Config)) *graphEnv {
-	t.Helper()
-	idp := defendertest.NewIdP(t)
-	g := defendertest.NewGraph(t, idp)
-	e := &graphEnv{idp: idp, g: g, sleeps: &sleeps{}, logs: &syncBuffer{}}
-	e.cfg = Config{
-		ClientID:      idp.ClientID,
-		ClientSecret:  idp.Secret(),
-		AuthorityHost: idp.URL,
-		API:           APIGraph,
-		BaseURL:       g.URL,
-		WriteBack:     true,
-		HTTPClient:    g.Client(),
-		Logger:        slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		PerMinute:     -1,
-		PerHour:       -1,
-		MaxAttempts:   4,
-		BackoffBase:   time.Second,
-		sleep:         e.sleeps.sleep,
-	}
-	for _, m := range mutate {
-		m(&e.cfg)
-	}
-	c, err := New(e.cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	e.c = c
-	return e
-}
 
 func TestGraphNewDefaults(t *testing.T) {
 	c, err := New(Config{ClientID: "x", ClientSecret: "y", API: "Graph", PageSize: 5000})
@@ -104,13 +61,7 @@ func TestGraphAlertsPagingAcrossNextLink(t *testing.T) {
 		want = append(want, e.g.PutAt(tenantA, a, base.Add(time.Duration(i)*time.Minute)))
 	}
 	e.g.PutAt(tenantA, defendertest.GraphSampleAlert("too-old"), base.Add(-time.Hour))
-	got, err := e.c.Alerts(ctxT(t), tenantA, mustTime(t, "2026-11-20T09:59:59.9Z"))
-	if err != nil {
-		t.Fatalf("Alerts: %v", err)
-	}
-	if ids := idsOf(got); !reflect.DeepEqual(ids, want) {
-		t.Fatalf("ids = %v, want %v", ids, want)
-	}
+	expectAlertIDs(t, e, mustTime(t, "2026-11-20T09:59:59.9Z"), want)
 	calls := e.g.Calls()
 	if len(calls) != 3 {
 		t.Fatalf("%d calls, want 3 pages of 2", len(calls))
@@ -135,7 +86,7 @@ func TestGraphAlertsPagingAcrossNextLink(t *testing.T) {
 	for _, a := range fx {
 		e2.g.Put(tenantA, a)
 	}
-	got, err = e2.c.Alerts(ctxT(t), tenantA, time.Time{})
+	got, err := e2.c.Alerts(ctxT(t), tenantA, time.Time{})
 	if err != nil || len(got) != 3 || len(e2.g.Calls()) != 3 {
 		t.Fatalf("capped pages: %v, %d alerts in %d calls", err, len(got), len(e2.g.Calls()))
 	}
@@ -289,11 +240,7 @@ func TestGraphMapsFixture(t *testing.T) {
 func TestGraphEvidenceTypes(t *testing.T) {
 	e := newGraphEnv(t)
 	e.idp.Consent(tenantA)
-	id := e.g.Put(tenantA, defendertest.GraphSampleAlert("ev-1"))
-	a, err := e.c.GetAlert(ctxT(t), tenantA, id)
-	if err != nil {
-		t.Fatalf("GetAlert: %v", err)
-	}
+	a := sampleAlert(t, e, "ev-1")
 	run := `HKEY_CURRENT_USER\SOFTWARE\Microsoft\Windows\CurrentVersion\Run`
 	want := []bot.Evidence{
 		{Type: "device", Name: "fin-ws-017.contoso.local", Verdict: "malicious", Group: "Finance"},
@@ -370,20 +317,9 @@ func TestGraphUnknownEnums(t *testing.T) {
 	}
 }
 
-func TestGraphBadJSON(t *testing.T) {
+func TestGraphSelfLink(t *testing.T) {
 	e := newGraphEnv(t)
 	e.idp.Consent(tenantA)
-	e.g.BadJSONNext(1)
-	if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err == nil || !strings.Contains(err.Error(), "GET /v1.0/security/alerts_v2") || !strings.Contains(err.Error(), tenantA) {
-		t.Fatalf("err = %v, want tenant and endpoint named", err)
-	}
-	for _, body := range []string{`{}`, `{"value": null}`, `{"value": {"id": "x"}}`, `{"value": [{"id": 5}]}`, `{"value": [{"title": "no id"}]}`,
-		`{"value": [], "@odata.nextLink": "::not a url"}`, `<html>oops</html>`} {
-		e.g.Inject(defendertest.Fault{Status: 200, Body: body}, 1)
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err == nil || !strings.Contains(err.Error(), tenantA) {
-			t.Errorf("body %s: err = %v", body, err)
-		}
-	}
 	// A server that links a page to itself does not loop.
 	e.g.Inject(defendertest.Fault{Status: 200, Body: `{"value": [], "@odata.nextLink": "` + e.g.URL + `/v1.0/security/alerts_v2?$skiptoken=same"}`}, 2)
 	if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err == nil || !strings.Contains(err.Error(), "repeats") {
@@ -391,188 +327,22 @@ func TestGraphBadJSON(t *testing.T) {
 	}
 }
 
-func TestGraphRetries(t *testing.T) {
-	t.Run("429 honours Retry-After", func(t *testing.T) {
-		e := newGraphEnv(t)
-		e.idp.Consent(tenantA)
-		e.g.Put(tenantA, defendertest.GraphSampleAlert("a1"))
-		e.g.ThrottleNext(2, 7)
-		got, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
-		if err != nil || len(got) != 1 {
-			t.Fatalf("after 429s: %v", err)
-		}
-		if s := e.sleeps.all(); !reflect.DeepEqual(s, []time.Duration{7 * time.Second, 7 * time.Second}) {
-			t.Errorf("waits = %v", s)
-		}
-		e.g.ThrottleNext(10, 1)
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); !errors.Is(err, ErrThrottled) || !errors.Is(err, bot.ErrThrottled) {
-			t.Errorf("429 forever: %v", err)
-		}
-	})
-	t.Run("5xx backs off then gives up", func(t *testing.T) {
-		e := newGraphEnv(t)
-		e.idp.Consent(tenantA)
-		e.g.FailNext(2, http.StatusServiceUnavailable)
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err != nil {
-			t.Fatalf("after two 503s: %v", err)
-		}
-		if s := e.sleeps.all(); len(s) != 2 || s[0] < 500*time.Millisecond || s[0] > time.Second || s[1] < time.Second || s[1] > 2*time.Second {
-			t.Errorf("backoff = %v", s)
-		}
-		e.g.FailNext(100, http.StatusInternalServerError)
-		_, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
-		var ae *APIError
-		if !errors.Is(err, ErrUnavailable) || !errors.As(err, &ae) || ae.Code != "InternalServerError" {
-			t.Errorf("500 forever: %v", err)
-		}
-	})
-	t.Run("401 and 403", func(t *testing.T) {
-		e := newGraphEnv(t)
-		e.idp.Consent(tenantA)
-		e.g.FailNext(1, http.StatusUnauthorized) // a new token refused: not retried
-		_, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
-		var ae *APIError
-		if !errors.Is(err, bot.ErrAuth) || !errors.As(err, &ae) || ae.Code != "InvalidAuthenticationToken" || len(e.g.Calls()) != 1 {
-			t.Fatalf("401: %v after %d calls", err, len(e.g.Calls()))
-		}
-		e.g.FailNext(1, http.StatusForbidden) // cached token refused, fresh accepted
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); err != nil {
-			t.Fatalf("403 then fresh token: %v", err)
-		}
-		e.g.FailNext(2, http.StatusForbidden)
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); !errors.Is(err, bot.ErrAuth) || !strings.Contains(err.Error(), "SecurityAlert") {
-			t.Errorf("403 twice: %v", err)
-		}
-	})
-	t.Run("tenants and audience", func(t *testing.T) {
-		e := newGraphEnv(t)
-		e.idp.Consent(tenantA)
-		e.g.Put(tenantA, defendertest.GraphSampleAlert("a-only"))
-		e.g.Put(tenantB, defendertest.GraphSampleAlert("b-only"))
-		if got, err := e.c.Alerts(ctxT(t), tenantB, time.Time{}); !errors.Is(err, bot.ErrAuth) || got != nil {
-			t.Fatalf("B without consent: %v", err)
-		}
-		got, err := e.c.Alerts(ctxT(t), tenantA, time.Time{})
-		if err != nil || !reflect.DeepEqual(idsOf(got), []string{"a-only"}) {
-			t.Fatalf("A: %v %v", idsOf(got), err)
-		}
-		// The fake refuses tokens for another audience: the client asks
-		// for Graph's, even though base_url points at 127.0.0.1.
-		e.g.SetAudience("https://api.securitycenter.microsoft.com")
-		if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); !errors.Is(err, bot.ErrAuth) {
-			t.Errorf("wrong audience: %v", err)
-		}
-		// A sovereign cloud's client asks for that cloud's audience.
-		us := newGraphEnv(t, func(c *Config) { c.Cloud = "gcchigh" })
-		us.g.SetAudience("https://graph.microsoft.us")
-		us.idp.Consent(tenantA)
-		us.g.Put(tenantA, defendertest.GraphSampleAlert("us-1"))
-		if got, err := us.c.Alerts(ctxT(t), tenantA, time.Time{}); err != nil || len(got) != 1 {
-			t.Errorf("gcchigh: %v", err)
-		}
-	})
-}
-
-func TestGraphApplyBodies(t *testing.T) {
-	const ct = `{"@odata.type":"microsoft.graph.security.alertComment","comment":`
-	cases := []struct {
-		name     string
-		wb       bot.WriteBack
-		patch    string // "" = no PATCH
-		comment  string // "" = no comment POST
-		status   string
-		assignee string
-		class    string
-		det      string
-	}{
-		{
-			name:  "ack",
-			wb:    bot.WriteBack{Kind: bot.WriteBackAck, Status: bot.StatusInProgress, AssignedTo: "analyst1@mssp.example", Comment: "Looking into it", Actor: "analyst1@mssp.example"},
-			patch: `{"status":"inProgress","assignedTo":"analyst1@mssp.example"}`, comment: ct + `"Looking into it"}`,
-			status: "inProgress", assignee: "analyst1@mssp.example",
-		},
-		{
-			name:  "ack without comment",
-			wb:    bot.WriteBack{Kind: bot.WriteBackAck, Actor: "msspbot:slack:U012"},
-			patch: `{"status":"inProgress","assignedTo":"msspbot:slack:U012"}`, comment: ct + `"Acknowledged in msspbot by msspbot:slack:U012"}`,
-			status: "inProgress", assignee: "msspbot:slack:U012",
-		},
-		{
-			name:  "resolve with a Graph determination",
-			wb:    bot.WriteBack{Kind: bot.WriteBackResolve, Classification: bot.ClassFalsePositive, Determination: "notMalicious", Comment: "benign admin tool"},
-			patch: `{"status":"resolved","classification":"falsePositive","determination":"notMalicious"}`, comment: ct + `"benign admin tool"}`,
-			status: "resolved", class: "falsePositive", det: "notMalicious",
-		},
-		{
-			name:   "resolve with an MDE determination",
-			wb:     bot.WriteBack{Kind: bot.WriteBackResolve, Classification: bot.ClassTruePositive, Determination: "CompromisedUser"},
-			patch:  `{"status":"resolved","classification":"truePositive","determination":"compromisedAccount"}`,
-			status: "resolved", class: "truePositive", det: "compromisedAccount",
-		},
-		{
-			name:   "resolve informational, MDE alias",
-			wb:     bot.WriteBack{Kind: bot.WriteBackResolve, Classification: bot.ClassInformational, Determination: "ConfirmedActivity"},
-			patch:  `{"status":"resolved","classification":"informationalExpectedActivity","determination":"confirmedActivity"}`,
-			status: "resolved", class: "informationalExpectedActivity", det: "confirmedActivity",
-		},
-		{
-			name:   "resolve unclassified",
-			wb:     bot.WriteBack{Kind: bot.WriteBackResolve, Determination: "Other"},
-			patch:  `{"status":"resolved","determination":"other"}`,
-			status: "resolved", det: "other",
-		},
-		{
-			name:    "comment",
-			wb:      bot.WriteBack{Kind: bot.WriteBackComment, Comment: `Customer says "travelling" <ok> & fine`},
-			comment: ct + `"Customer says \"travelling\" \u003cok\u003e \u0026 fine"}`,
-			status:  "new",
-		},
-		{
-			name:   "reopen",
-			wb:     bot.WriteBack{Kind: bot.WriteBackReopen, Status: bot.StatusNew},
-			patch:  `{"status":"new"}`,
-			status: "new",
-		},
-		{
-			name:  "reopen with comment",
-			wb:    bot.WriteBack{Kind: bot.WriteBackReopen, Comment: "new evidence"},
-			patch: `{"status":"new"}`, comment: ct + `"new evidence"}`,
-			status: "new",
-		},
+func TestGraphTenantsAndAudience(t *testing.T) {
+	e := newGraphEnv(t)
+	expectTenantIsolation(t, e)
+	// The fake refuses tokens for another audience: the client asks
+	// for Graph's, even though base_url points at 127.0.0.1.
+	e.g.SetAudience("https://api.securitycenter.microsoft.com")
+	if _, err := e.c.Alerts(ctxT(t), tenantA, time.Time{}); !errors.Is(err, bot.ErrAuth) {
+		t.Errorf("wrong audience: %v", err)
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			e := newGraphEnv(t)
-			e.idp.Consent(tenantA)
-			id := e.g.Put(tenantA, defendertest.GraphSampleAlert("wb/1 x")) // an id that needs escaping
-			c.wb.TenantID, c.wb.AlertID = tenantA, id
-			if err := e.c.Apply(ctxT(t), c.wb); err != nil {
-				t.Fatalf("Apply: %v", err)
-			}
-			ps, cs := e.g.Patches(), e.g.Comments()
-			if c.patch == "" && len(ps) != 0 {
-				t.Errorf("unexpected PATCH %s", ps[0].Body)
-			}
-			if c.patch != "" && (len(ps) != 1 || string(ps[0].Body) != c.patch || ps[0].AlertID != id || ps[0].Tenant != tenantA || ps[0].Status != 200) {
-				t.Errorf("patches = %+v, want body %s", ps, c.patch)
-			}
-			if c.comment == "" && len(cs) != 0 {
-				t.Errorf("unexpected comment %s", cs[0].Body)
-			}
-			if c.comment != "" && (len(cs) != 1 || string(cs[0].Body) != c.comment || cs[0].AlertID != id || cs[0].Status != 200) {
-				t.Errorf("comments = %+v, want body %s", cs, c.comment)
-			}
-			// The PATCH comes before the comment.
-			calls := e.g.Calls()
-			if c.patch != "" && c.comment != "" && (len(calls) != 2 || calls[0].Method != http.MethodPatch || calls[1].Method != http.MethodPost) {
-				t.Errorf("order of calls: %+v", calls)
-			}
-			a, _ := e.g.Alert(tenantA, id)
-			str := func(k string) string { s, _ := a[k].(string); return s }
-			if str("status") != c.status || str("assignedTo") != c.assignee || str("classification") != c.class || str("determination") != c.det {
-				t.Errorf("alert after write-back: %q %q %q %q", str("status"), str("assignedTo"), str("classification"), str("determination"))
-			}
-		})
+	// A sovereign cloud's client asks for that cloud's audience.
+	us := newGraphEnv(t, func(c *Config) { c.Cloud = "gcchigh" })
+	us.g.SetAudience("https://graph.microsoft.us")
+	us.idp.Consent(tenantA)
+	us.g.Put(tenantA, defendertest.GraphSampleAlert("us-1"))
+	if got, err := us.c.Alerts(ctxT(t), tenantA, time.Time{}); err != nil || len(got) != 1 {
+		t.Errorf("gcchigh: %v", err)
 	}
 }
 
@@ -624,26 +394,8 @@ func TestGraphApplyErrors(t *testing.T) {
 	e := newGraphEnv(t)
 	e.idp.Consent(tenantA)
 	id := e.g.Put(tenantA, defendertest.GraphSampleAlert("wb-1"))
-	permanent := func(err error) (*bot.SendError, bool) {
-		var se *bot.SendError
-		return se, errors.As(err, &se) && se.Permanent
-	}
+	expectRefused(t, e, id)
 	ack := bot.WriteBack{TenantID: tenantA, AlertID: id, Kind: bot.WriteBackAck, Actor: "a@b"}
-	if _, ok := permanent(e.c.Apply(ctxT(t), bot.WriteBack{TenantID: tenantA, AlertID: "gone", Kind: bot.WriteBackReopen})); !ok {
-		t.Error("missing alert: want permanent")
-	}
-	for _, wb := range []bot.WriteBack{
-		{TenantID: tenantA, AlertID: id, Kind: "escalate"},
-		{TenantID: tenantA, AlertID: id, Kind: bot.WriteBackComment},
-		{TenantID: tenantA, AlertID: id, Kind: bot.WriteBackResolve, Determination: "Aliens"},
-		{TenantID: tenantA, AlertID: id, Kind: bot.WriteBackResolve, Classification: "Maybe"},
-		{TenantID: tenantA, Kind: bot.WriteBackReopen},
-		{TenantID: "nope", AlertID: id, Kind: bot.WriteBackReopen},
-	} {
-		if _, ok := permanent(e.c.Apply(ctxT(t), wb)); !ok {
-			t.Errorf("%+v: want permanent", wb)
-		}
-	}
 	// The PATCH is rejected: nothing else is sent.
 	before := len(e.g.Calls())
 	e.g.Inject(defendertest.Fault{Status: http.StatusBadRequest, Method: http.MethodPatch}, 1)
@@ -669,21 +421,5 @@ func TestGraphApplyErrors(t *testing.T) {
 	if got := e.g.Comments(); len(got) != nc+1 || got[len(got)-1].Status != 200 {
 		t.Errorf("comments after retry: %d more", len(got)-nc)
 	}
-	e.g.FailNext(2, http.StatusForbidden)
-	if err := e.c.Apply(ctxT(t), ack); !errors.Is(err, bot.ErrAuth) {
-		t.Errorf("403: %v, want ErrAuth", err)
-	}
-	e.g.ThrottleNext(10, 1)
-	err = e.c.Apply(ctxT(t), ack)
-	var se *bot.SendError
-	if !errors.As(err, &se) || se.Permanent || se.RetryAfter == 0 || !errors.Is(err, ErrThrottled) {
-		t.Errorf("throttled: %v, want a retryable SendError with RetryAfter", err)
-	}
-	e.g.ClearFaults()
-
-	off := newGraphEnv(t, func(c *Config) { c.WriteBack = false })
-	off.idp.Consent(tenantA)
-	if err := off.c.Apply(ctxT(t), ack); err != nil || len(off.g.Calls()) != 0 || off.idp.TokenRequests(tenantA) != 0 {
-		t.Errorf("write-back off: %v, %d calls", err, len(off.g.Calls()))
-	}
+	expectAuthThenThrottled(t, e, ack)
 }

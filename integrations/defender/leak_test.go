@@ -21,23 +21,10 @@ import (
 // secret, an access token or private-key material.
 func TestSecretsNeverLeak(t *testing.T) {
 	const planted = "PLANTED-s3cr3t-Zq9xV7kW"
-	e := newEnv(t, func(c *Config) {
-		c.ClientSecret = planted
-		c.MaxAttempts = 2
-		c.RequestTimeout = 100 * time.Millisecond
-	})
-	e.idp.SetSecret(planted)
-	e.idp.Consent(tenantA)
+	e := leakEnv(t, newEnv, planted)
 	ctx := ctxT(t)
-	var errs []error
-	record := func(err error) {
-		t.Helper()
-		if err == nil {
-			t.Errorf("expected an error")
-			return
-		}
-		errs = append(errs, err)
-	}
+	errs := &errLog{t: t}
+	record := errs.record
 	id := e.mde.Put(tenantA, defendertest.SampleAlert("leak-1"))
 	if _, err := e.c.Alerts(ctx, tenantA, time.Time{}); err != nil {
 		t.Fatal(err)
@@ -53,20 +40,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	record(err)
 	record(e.c.CheckAccess(ctx, tenantB, true))
 	// API answers.
-	e.mde.FailNext(2, http.StatusUnauthorized)
-	_, err = e.c.Alerts(ctx, tenantA, time.Time{})
-	record(err)
-	e.mde.FailNext(5, http.StatusInternalServerError)
-	_, err = e.c.Alerts(ctx, tenantA, time.Time{})
-	record(err)
-	e.mde.ClearFaults()
-	e.mde.BadJSONNext(1)
-	_, err = e.c.Alerts(ctx, tenantA, time.Time{})
-	record(err)
-	e.mde.ThrottleNext(5, 1)
-	_, err = e.c.Alerts(ctx, tenantA, time.Time{})
-	record(err)
-	e.mde.ClearFaults()
+	provokeAPIFaults(ctx, e, errs)
 	// A server that echoes what it got.
 	tok, err = e.c.Tokens().Token(ctx, tenantA, mdeScope)
 	if err != nil {
@@ -79,16 +53,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	record(err)
 	record(e.c.Apply(ctx, bot.WriteBack{TenantID: tenantA, AlertID: id, Kind: bot.WriteBackReopen}))
 	// Timeouts and a deadline.
-	e.mde.SlowNext(5, 5*time.Second)
-	_, err = e.c.Alerts(ctx, tenantA, time.Time{})
-	record(err)
-	e.mde.ClearFaults()
-	e.mde.SlowNext(1, 5*time.Second)
-	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	_, err = e.c.Alerts(dctx, tenantA, time.Time{})
-	cancel()
-	record(err)
-	e.mde.ClearFaults()
+	provokeTimeouts(ctx, e, errs)
 	// Write-back failures.
 	e.mde.FailNext(2, http.StatusForbidden)
 	record(e.c.Apply(ctx, bot.WriteBack{TenantID: tenantA, AlertID: id, Kind: bot.WriteBackAck, Actor: "a@b"}))
@@ -103,11 +68,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	_, err = e.c.Alerts(ctx, tenantA, time.Time{})
 	record(err)
 	// Unreachable API.
-	dead := newEnv(t, func(c *Config) { c.ClientSecret = planted; c.BaseURL = "https://127.0.0.1:1"; c.MaxAttempts = 1 })
-	dead.idp.SetSecret(planted)
-	dead.idp.Consent(tenantA)
-	_, err = dead.c.Alerts(ctx, tenantA, time.Time{})
-	record(err)
+	dead := provokeDeadAPI(ctx, t, newEnv, planted, errs)
 
 	// A wrong secret, and a certificate the IdP does not know.
 	const wrong = "PLANTED-wrong-secret-Kp3m"
@@ -149,6 +110,97 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 	secrets = append(secrets, seenTokens...)
+	checkNoLeaks(t, secrets, errs.errs, e.logs.String()+dead.logs.String())
+	if !strings.Contains(errs.errs[0].Error(), tenantB) {
+		t.Errorf("errors should still say which tenant: %v", errs.errs[0])
+	}
+	if !strings.Contains(fmt.Sprint(errs.errs[6]), "[redacted]") {
+		t.Errorf("echoed token not marked redacted: %v", errs.errs[6])
+	}
+}
+
+// leakEnv is an env of newEnv whose client secret is planted, with few
+// attempts and a short request timeout; tenantA has consented.
+func leakEnv(t *testing.T, newEnv func(*testing.T, ...func(*Config)) *env, planted string, mutate ...func(*Config)) *env {
+	t.Helper()
+	e := newEnv(t, append([]func(*Config){func(c *Config) {
+		c.ClientSecret = planted
+		c.MaxAttempts = 2
+		c.RequestTimeout = 100 * time.Millisecond
+	}}, mutate...)...)
+	e.idp.SetSecret(planted)
+	e.idp.Consent(tenantA)
+	return e
+}
+
+// errLog collects the errors a leak test provokes.
+type errLog struct {
+	t    *testing.T
+	errs []error
+}
+
+// record keeps err, which must not be nil.
+func (l *errLog) record(err error) {
+	l.t.Helper()
+	if err == nil {
+		l.t.Errorf("expected an error")
+		return
+	}
+	l.errs = append(l.errs, err)
+}
+
+// provokeAPIFaults records tenantA's list failing on 401s, 500s, a
+// malformed body and 429s.
+func provokeAPIFaults(ctx context.Context, e *env, errs *errLog) {
+	errs.t.Helper()
+	e.fake.FailNext(2, http.StatusUnauthorized)
+	_, err := e.c.Alerts(ctx, tenantA, time.Time{})
+	errs.record(err)
+	e.fake.FailNext(5, http.StatusInternalServerError)
+	_, err = e.c.Alerts(ctx, tenantA, time.Time{})
+	errs.record(err)
+	e.fake.ClearFaults()
+	e.fake.BadJSONNext(1)
+	_, err = e.c.Alerts(ctx, tenantA, time.Time{})
+	errs.record(err)
+	e.fake.ThrottleNext(5, 1)
+	_, err = e.c.Alerts(ctx, tenantA, time.Time{})
+	errs.record(err)
+	e.fake.ClearFaults()
+}
+
+// provokeTimeouts records tenantA's list failing on answers slower than
+// the request timeout, and on the caller's deadline.
+func provokeTimeouts(ctx context.Context, e *env, errs *errLog) {
+	errs.t.Helper()
+	e.fake.SlowNext(5, 5*time.Second)
+	_, err := e.c.Alerts(ctx, tenantA, time.Time{})
+	errs.record(err)
+	e.fake.ClearFaults()
+	e.fake.SlowNext(1, 5*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = e.c.Alerts(dctx, tenantA, time.Time{})
+	cancel()
+	errs.record(err)
+	e.fake.ClearFaults()
+}
+
+// provokeDeadAPI records the error of a client (secret planted) whose API
+// is unreachable, and returns its env for its logs.
+func provokeDeadAPI(ctx context.Context, t *testing.T, newEnv func(*testing.T, ...func(*Config)) *env, planted string, errs *errLog) *env {
+	t.Helper()
+	dead := newEnv(t, func(c *Config) { c.ClientSecret = planted; c.BaseURL = "https://127.0.0.1:1"; c.MaxAttempts = 1 })
+	dead.idp.SetSecret(planted)
+	dead.idp.Consent(tenantA)
+	_, err := dead.c.Alerts(ctx, tenantA, time.Time{})
+	errs.record(err)
+	return dead
+}
+
+// checkNoLeaks fails when an error (as %v or %+v) or the log carries one
+// of secrets, or when the debug log shows no retries.
+func checkNoLeaks(t *testing.T, secrets []string, errs []error, logs string) {
+	t.Helper()
 	check := func(where, text string) {
 		t.Helper()
 		for _, s := range secrets {
@@ -162,15 +214,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		check(fmt.Sprintf("error %d", i), err.Error())
 		check(fmt.Sprintf("error %d (%%+v)", i), fmt.Sprintf("%+v", err))
 	}
-	logs := e.logs.String() + dead.logs.String()
 	if !strings.Contains(logs, "retrying") {
 		t.Errorf("debug log captured nothing useful: %q", logs)
 	}
 	check("log", logs)
-	if !strings.Contains(errs[0].Error(), tenantB) {
-		t.Errorf("errors should still say which tenant: %v", errs[0])
-	}
-	if !strings.Contains(fmt.Sprint(errs[6]), "[redacted]") {
-		t.Errorf("echoed token not marked redacted: %v", errs[6])
-	}
 }

@@ -13,10 +13,17 @@ import (
 
 const tenant = "6f1c3e2a-0b7d-4c1e-9a55-1d2b3c4d5e6f"
 
-// tokenFor asks the IdP for a token with a raw form post, as MSAL does.
+// tokenFor asks the IdP for a token of tenant with a raw form post, as
+// MSAL does.
 func tokenFor(t *testing.T, p *IdP, form url.Values) (int, map[string]any) {
 	t.Helper()
-	resp, err := p.Client().PostForm(p.URL+"/"+tenant+"/oauth2/v2.0/token", form)
+	return tokenAt(t, p, tenant, form)
+}
+
+// tokenAt is tokenFor for tenant tn.
+func tokenAt(t *testing.T, p *IdP, tn string, form url.Values) (int, map[string]any) {
+	t.Helper()
+	resp, err := p.Client().PostForm(p.URL+"/"+tn+"/oauth2/v2.0/token", form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,6 +33,40 @@ func tokenFor(t *testing.T, p *IdP, form url.Values) (int, map[string]any) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, body
+}
+
+// send makes one request with a bearer token (none when tok is "") and
+// returns the answer.
+func send(t *testing.T, c *http.Client, method, target, tok, body string, header http.Header) (int, []byte, http.Header) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, target, rd)
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+// expectStatus checks the status each input gets.
+func expectStatus(t *testing.T, what string, cases map[string]int, status func(in string) (int, string)) {
+	t.Helper()
+	for in, want := range cases {
+		if got, body := status(in); got != want {
+			t.Errorf("%s %s: %d %s, want %d", what, in, got, body, want)
+		}
+	}
 }
 
 func creds(p *IdP) url.Values {
@@ -105,15 +146,8 @@ func TestIdPDiscovery(t *testing.T) {
 
 func mdeGet(t *testing.T, m *MDE, tok, pathQuery string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, m.URL+pathQuery, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := m.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	status, b, _ := send(t, m.Client(), http.MethodGet, m.URL+pathQuery, tok, "", nil)
+	return status, b
 }
 
 func TestMDEFilterAndPatchValidation(t *testing.T) {
@@ -135,11 +169,10 @@ func TestMDEFilterAndPatchValidation(t *testing.T) {
 		"/api/alerts?$top=10001": 400,
 		"/api/alerts?$top=0":     400,
 	}
-	for pq, want := range cases {
-		if status, b := mdeGet(t, m, tok, pq); status != want {
-			t.Errorf("%s: %d %s, want %d", pq, status, b, want)
-		}
-	}
+	expectStatus(t, "GET", cases, func(pq string) (int, string) {
+		status, b := mdeGet(t, m, tok, pq)
+		return status, string(b)
+	})
 	_, b := mdeGet(t, m, tok, "/api/alerts?$filter=lastUpdateTime+ge+2026-11-20T08:00:00Z+and+lastUpdateTime+lt+2026-11-20T09:00:00Z")
 	if !strings.Contains(string(b), `"a1"`) || strings.Contains(string(b), `"a2"`) {
 		t.Errorf("window [08:00, 09:00) = %s", b)
@@ -148,28 +181,17 @@ func TestMDEFilterAndPatchValidation(t *testing.T) {
 		t.Errorf("bogus token: %d %s", status, b)
 	}
 
-	patch := func(body string) int {
-		req, _ := http.NewRequest(http.MethodPatch, m.URL+"/api/alerts/a1", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := m.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	for body, want := range map[string]int{
+	expectStatus(t, "PATCH", map[string]int{
 		`{"status":"inProgress"}`:           400, // case-sensitive
 		`{"classification":"truePositive"}`: 400,
 		`{"severity":"Low"}`:                400,
 		`{"status":5}`:                      400,
 		`not json`:                          400,
 		`{"status":"InProgress","assignedTo":"x@y","comment":"c"}`: 200,
-	} {
-		if got := patch(body); got != want {
-			t.Errorf("PATCH %s: %d, want %d", body, got, want)
-		}
-	}
+	}, func(body string) (int, string) {
+		status, b, _ := send(t, m.Client(), http.MethodPatch, m.URL+"/api/alerts/a1", tok, body, nil)
+		return status, string(b)
+	})
 	a, _ := m.Alert(tenant, "a1")
 	if a["status"] != "InProgress" || a["assignedTo"] != "x@y" || len(a["comments"].([]any)) != 1 {
 		t.Errorf("alert after patch: %v", a)

@@ -1,17 +1,13 @@
 package defendertest
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -23,27 +19,18 @@ import (
 // against the IdP: a token only ever sees its own tenant's alerts, and a
 // token for another audience gets 401. Enum members Graph added after
 // unknownFutureValue are sent only to clients that ask for them with
-// Prefer: include-unknown-enum-members, as Graph does.
+// Prefer: include-unknown-enum-members, as Graph does. Most methods are
+// the core it shares with MDE; its Calls and OnRequest use GraphCall.
 type Graph struct {
 	URL string
 
-	srv *httptest.Server
-	idp *IdP
+	api[GraphCall]
 
-	mu        sync.Mutex
-	tenants   map[string]*alertStore
-	patches   []Patch
-	comments  []Comment
-	calls     []GraphCall
-	faults    []Fault
-	cursors   map[string]graphCursor
-	onRequest func(GraphCall)
-	now       func() time.Time
-	last      time.Time
-	audience  string
-	latency   time.Duration
-	maxPage   int
-	linkBase  string
+	// Guarded by api.mu.
+	comments []Comment
+	cursors  map[string]graphCursor
+	maxPage  int
+	linkBase string
 }
 
 // GraphCall is one request the fake answered.
@@ -71,7 +58,8 @@ type graphCursor struct {
 	filter string
 }
 
-// The audience Graph tokens must be issued for (public cloud).
+// The audience Graph tokens must be issued for (public cloud; sovereign
+// clouds: https://graph.microsoft.us, https://dod-graph.microsoft.us).
 const graphAudience = "https://graph.microsoft.com"
 
 const graphAlertsPath = "/v1.0/security/alerts_v2"
@@ -80,97 +68,51 @@ const graphAlertsPath = "/v1.0/security/alerts_v2"
 func NewGraph(t testing.TB, idp *IdP) *Graph {
 	t.Helper()
 	g := &Graph{
-		idp:      idp,
-		tenants:  map[string]*alertStore{},
-		cursors:  map[string]graphCursor{},
-		now:      time.Now,
-		audience: graphAudience,
+		api: api[GraphCall]{
+			audience:    graphAudience,
+			timeField:   "lastUpdateDateTime",
+			contentType: "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8",
+			errorBody:   graphErrorBody,
+			prepare:     graphPrepare,
+			record: func(c Call, r *http.Request) GraphCall {
+				return GraphCall{Call: c, Prefer: r.Header.Get("Prefer"), SkipToken: c.Query.Get("$skiptoken")}
+			},
+		},
+		cursors: map[string]graphCursor{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+graphAlertsPath, g.list)
-	mux.HandleFunc("GET "+graphAlertsPath+"/{id}", g.get)
-	mux.HandleFunc("PATCH "+graphAlertsPath+"/{id}", g.patch)
+	mux.HandleFunc("GET "+graphAlertsPath+"/{id}", g.getHandler(func(r *http.Request, alert map[string]any) map[string]any {
+		a := graphView(alert, wantsUnknownMembers(r))
+		a["@odata.context"] = g.URL + "/v1.0/$metadata#security/alerts_v2/$entity"
+		return a
+	}))
+	mux.HandleFunc("PATCH "+graphAlertsPath+"/{id}", g.patchHandler(graphPatch))
 	mux.HandleFunc("POST "+graphAlertsPath+"/{id}/comments", g.comment)
-	g.srv = newTLSServer(mux)
-	g.URL = g.srv.URL
-	t.Cleanup(g.srv.Close)
+	g.URL = g.start(t, idp, mux)
 	return g
-}
-
-// Certificate is the server's TLS certificate.
-func (g *Graph) Certificate() *x509.Certificate { return g.srv.Certificate() }
-
-// Client returns an HTTP client that trusts both the IdP and this server.
-func (g *Graph) Client() *http.Client { return HTTPClient(g.idp.Certificate(), g.Certificate()) }
-
-// SetAudience changes the token audience the fake accepts (sovereign
-// clouds: https://graph.microsoft.us, https://dod-graph.microsoft.us).
-func (g *Graph) SetAudience(aud string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.audience = aud
-}
-
-// SetNow replaces the clock used to stamp lastUpdateDateTime.
-func (g *Graph) SetNow(now func() time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.now = now
-}
-
-// SetLatency delays every answer by d.
-func (g *Graph) SetLatency(d time.Duration) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.latency = d
 }
 
 // SetMaxPageSize caps pages below the client's $top, as Graph may do:
 // a page shorter than $top can still carry an @odata.nextLink. 0: no cap.
-func (g *Graph) SetMaxPageSize(n int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.maxPage = n
-}
+func (g *Graph) SetMaxPageSize(n int) { g.locked(func() { g.maxPage = n }) }
 
 // SetNextLinkBase makes @odata.nextLink start with base instead of the
 // fake's URL (e.g. another host, to check the client does not follow it).
 func (g *Graph) SetNextLinkBase(base string) {
+	g.locked(func() { g.linkBase = strings.TrimRight(base, "/") })
+}
+
+// Comments returns the comment POSTs received so far.
+func (g *Graph) Comments() []Comment {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.linkBase = strings.TrimRight(base, "/")
+	return append([]Comment(nil), g.comments...)
 }
 
-// OnRequest registers fn, called for every request after the answer is
-// decided and before it is written.
-func (g *Graph) OnRequest(fn func(GraphCall)) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.onRequest = fn
-}
-
-// Put adds or replaces an alert of tenant and stamps its
-// lastUpdateDateTime with the current time (strictly after every earlier
-// stamp). alert is a map, JSON or any value that marshals to a JSON
-// object; an alert without "id" gets one. Put returns the id.
-func (g *Graph) Put(tenant string, alert any) string { return g.put(tenant, alert, time.Time{}) }
-
-// PutAt is Put with an explicit lastUpdateDateTime.
-func (g *Graph) PutAt(tenant string, alert any, lastUpdate time.Time) string {
-	if lastUpdate.IsZero() {
-		panic("defendertest: PutAt with a zero time")
-	}
-	return g.put(tenant, alert, lastUpdate)
-}
-
-func (g *Graph) put(tenant string, alert any, at time.Time) string {
-	a := toMap(alert)
-	tenant = strings.ToLower(tenant)
-	id, _ := a["id"].(string)
-	if id == "" {
-		id = "da" + randHex(9) + "_" + strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
-		a["id"] = id
-	}
+// graphPrepare stamps the tenant on a Put alert, its portal links
+// included, and gives it Graph's @odata.type.
+func graphPrepare(a map[string]any, tenant string) {
 	if _, ok := a["@odata.type"]; !ok {
 		a["@odata.type"] = "#microsoft.graph.security.alert"
 	}
@@ -178,19 +120,6 @@ func (g *Graph) put(tenant string, alert any, at time.Time) string {
 	for _, k := range []string{"alertWebUrl", "incidentWebUrl"} {
 		a[k] = withTenant(a[k], tenant)
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if at.IsZero() {
-		at = g.stamp()
-	}
-	s := g.store(tenant)
-	if _, ok := s.alerts[id]; !ok {
-		s.order = append(s.order, id)
-	}
-	a["lastUpdateDateTime"] = formatTime(at)
-	s.alerts[id] = a
-	s.updated[id] = at.UTC().Truncate(100 * time.Nanosecond)
-	return id
 }
 
 // withTenant points a portal link's tid at tenant.
@@ -209,189 +138,6 @@ func withTenant(v any, tenant string) any {
 	return u.String()
 }
 
-// Update changes an alert in place and stamps its lastUpdateDateTime; it
-// reports whether the alert exists.
-func (g *Graph) Update(tenant, id string, change func(alert map[string]any)) bool {
-	tenant = strings.ToLower(tenant)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	s := g.store(tenant)
-	a, ok := s.alerts[id]
-	if !ok {
-		return false
-	}
-	change(a)
-	at := g.stamp()
-	a["lastUpdateDateTime"] = formatTime(at)
-	s.updated[id] = at
-	return true
-}
-
-// Alert returns a copy of a stored alert.
-func (g *Graph) Alert(tenant, id string) (map[string]any, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	a, ok := g.store(strings.ToLower(tenant)).alerts[id]
-	if !ok {
-		return nil, false
-	}
-	return toMap(a), true
-}
-
-// Patches returns the PATCH requests received so far.
-func (g *Graph) Patches() []Patch {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return append([]Patch(nil), g.patches...)
-}
-
-// Comments returns the comment POSTs received so far.
-func (g *Graph) Comments() []Comment {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return append([]Comment(nil), g.comments...)
-}
-
-// Calls returns the requests answered so far.
-func (g *Graph) Calls() []GraphCall {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return append([]GraphCall(nil), g.calls...)
-}
-
-// Inject queues fault for the next n matching requests.
-func (g *Graph) Inject(f Fault, n int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for range n {
-		g.faults = append(g.faults, f)
-	}
-}
-
-// ClearFaults drops the faults not used yet.
-func (g *Graph) ClearFaults() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.faults = nil
-}
-
-// FailNext answers the next n requests with status (401, 403, 500, …).
-func (g *Graph) FailNext(n, status int) { g.Inject(Fault{Status: status}, n) }
-
-// ThrottleNext answers the next n requests 429 with Retry-After seconds.
-func (g *Graph) ThrottleNext(n, retryAfterSeconds int) {
-	g.Inject(Fault{Status: http.StatusTooManyRequests, RetryAfter: strconv.Itoa(retryAfterSeconds)}, n)
-}
-
-// SlowNext delays the next n answers by d.
-func (g *Graph) SlowNext(n int, d time.Duration) { g.Inject(Fault{Delay: d}, n) }
-
-// BadJSONNext answers the next n requests 200 with a malformed body.
-func (g *Graph) BadJSONNext(n int) { g.Inject(Fault{BadJSON: true}, n) }
-
-// stamp returns a time after every earlier stamp. Callers hold mu.
-func (g *Graph) stamp() time.Time {
-	t := g.now().UTC().Truncate(100 * time.Nanosecond)
-	if !t.After(g.last) {
-		t = g.last.Add(100 * time.Nanosecond)
-	}
-	g.last = t
-	return t
-}
-
-func (g *Graph) store(tenant string) *alertStore {
-	s, ok := g.tenants[tenant]
-	if !ok {
-		s = &alertStore{alerts: map[string]map[string]any{}, updated: map[string]time.Time{}}
-		g.tenants[tenant] = s
-	}
-	return s
-}
-
-// serve runs the common steps: auth, faults, the handler, the hook, latency.
-func (g *Graph) serve(w http.ResponseWriter, r *http.Request, handle func(tenant string) answer) {
-	call := GraphCall{
-		Call:      Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()},
-		Prefer:    r.Header.Get("Prefer"),
-		SkipToken: r.URL.Query().Get("$skiptoken"),
-	}
-	var ans answer
-	var delay time.Duration
-	tenant, ok := g.authorize(r)
-	if !ok {
-		ans = answer{status: http.StatusUnauthorized, body: GraphFixture("error-401.json")}
-	} else {
-		call.Tenant = tenant
-		f, hit := g.takeFault(tenant, r.Method)
-		delay = f.Delay
-		switch {
-		case hit && f.BadJSON:
-			ans = answer{status: http.StatusOK, body: []byte(`{"value": [{"id": "x", "title": `)}
-		case hit && f.Status != 0:
-			ans = answer{status: f.Status, body: []byte(f.Body), retryAfter: f.RetryAfter}
-			if f.Body == "" {
-				ans.body = graphErrorBody(f.Status)
-			}
-		default:
-			ans = handle(tenant)
-		}
-	}
-	call.Status = ans.status
-	g.mu.Lock()
-	g.calls = append(g.calls, call)
-	hook, latency := g.onRequest, g.latency
-	g.mu.Unlock()
-	if hook != nil {
-		hook(call)
-	}
-	if d := delay + latency; d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-	}
-	if ans.retryAfter != "" {
-		w.Header().Set("Retry-After", ans.retryAfter)
-	}
-	w.Header().Set("Content-Type", "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8")
-	w.WriteHeader(ans.status)
-	_, _ = w.Write(ans.body)
-}
-
-func (g *Graph) authorize(r *http.Request) (string, bool) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
-		return "", false
-	}
-	tenant, ok := g.idp.TenantOfToken(tok)
-	if !ok {
-		return "", false
-	}
-	scope, _ := g.idp.ScopeOfToken(tok)
-	g.mu.Lock()
-	aud := g.audience
-	g.mu.Unlock()
-	if scope != aud+"/.default" {
-		return "", false
-	}
-	return tenant, true
-}
-
-func (g *Graph) takeFault(tenant, method string) (Fault, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for i, f := range g.faults {
-		if (f.Tenant == "" || strings.EqualFold(f.Tenant, tenant)) && (f.Method == "" || f.Method == method) {
-			g.faults = append(g.faults[:i:i], g.faults[i+1:]...)
-			return f, true
-		}
-	}
-	return Fault{}, false
-}
-
 // graphError is Graph's error body.
 func graphError(code, msg string) []byte {
 	id := newGUID()
@@ -402,24 +148,19 @@ func graphError(code, msg string) []byte {
 	return b
 }
 
-func graphErrorBody(status int) []byte {
-	switch status {
-	case http.StatusUnauthorized:
-		return GraphFixture("error-401.json")
-	case http.StatusTooManyRequests:
-		return GraphFixture("error-429.json")
-	case http.StatusForbidden:
-		return graphError("Forbidden", "Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All.")
-	case http.StatusNotFound:
-		return graphError("NotFound", "The requested alert was not found.")
-	case http.StatusServiceUnavailable:
-		return graphError("ServiceUnavailable", "The service is temporarily unavailable.")
-	}
-	if status >= 500 {
-		return graphError("InternalServerError", "An internal server error occurred.")
-	}
-	return graphError("BadRequest", "Bad request")
+func graphBadRequest(msg string) answer {
+	return answer{status: http.StatusBadRequest, body: graphError("BadRequest", msg)}
 }
+
+var graphErrors = errorMessages{
+	http.StatusForbidden:           {"Forbidden", "Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All."},
+	http.StatusNotFound:            {"NotFound", "The requested alert was not found."},
+	http.StatusServiceUnavailable:  {"ServiceUnavailable", "The service is temporarily unavailable."},
+	http.StatusInternalServerError: {"InternalServerError", "An internal server error occurred."},
+	http.StatusBadRequest:          {"BadRequest", "Bad request"},
+}
+
+func graphErrorBody(status int) []byte { return graphErrors.body(status, GraphFixture, graphError) }
 
 var graphFilterRE = regexp.MustCompile(`^lastUpdateDateTime ge (\S+)(?: and lastUpdateDateTime lt (\S+))?$`)
 
@@ -435,53 +176,31 @@ func (g *Graph) list(w http.ResponseWriter, r *http.Request) {
 			c, ok := g.cursors[tok]
 			g.mu.Unlock()
 			if !ok || c.tenant != tenant {
-				return answer{status: http.StatusBadRequest, body: graphError("BadRequest", "Invalid skip token.")}
+				return graphBadRequest("Invalid skip token.")
 			}
 			cur = c
 		} else {
-			cur = graphCursor{tenant: tenant, top: graphMaxTop, filter: q.Get("$filter")}
-			if f := cur.filter; f != "" {
-				sub := graphFilterRE.FindStringSubmatch(f)
-				if sub == nil {
-					return answer{status: http.StatusBadRequest, body: graphError("BadRequest", "Invalid filter clause: "+f)}
-				}
-				var err error
-				if cur.lo, err = parseODataTime(sub[1]); err != nil {
-					return answer{status: http.StatusBadRequest, body: graphError("BadRequest", err.Error())}
-				}
-				if sub[2] != "" {
-					if cur.hi, err = parseODataTime(sub[2]); err != nil {
-						return answer{status: http.StatusBadRequest, body: graphError("BadRequest", err.Error())}
-					}
-				}
+			cur = graphCursor{tenant: tenant, filter: q.Get("$filter")}
+			var err error
+			if cur.lo, cur.hi, err = parseWindow(graphFilterRE, cur.filter, "Invalid filter clause: "); err != nil {
+				return graphBadRequest(err.Error())
 			}
-			if v := q.Get("$top"); v != "" {
-				n, err := strconv.Atoi(v)
-				if err != nil || n < 1 || n > graphMaxTop {
-					return answer{status: http.StatusBadRequest, body: graphError("BadRequest", fmt.Sprintf("Invalid page size: $top must be between 1 and %d.", graphMaxTop))}
-				}
-				cur.top = n
+			var valid bool
+			if cur.top, valid = parseTop(q.Get("$top"), graphMaxTop); !valid {
+				return graphBadRequest(fmt.Sprintf("Invalid page size: $top must be between 1 and %d.", graphMaxTop))
 			}
 		}
-		g.mu.Lock()
-		size := cur.top
-		if g.maxPage > 0 && g.maxPage < size {
-			size = g.maxPage
-		}
-		s := g.store(tenant)
-		value := []map[string]any{}
-		matched := 0
-		for _, id := range s.order {
-			t := s.updated[id]
-			if t.Before(cur.lo) || (!cur.hi.IsZero() && !t.Before(cur.hi)) {
-				continue
+		var size int
+		var base string
+		g.locked(func() {
+			size, base = cur.top, g.linkBase
+			if g.maxPage > 0 && g.maxPage < size {
+				size = g.maxPage
 			}
-			matched++
-			if matched <= cur.offset || len(value) >= size {
-				continue
-			}
-			value = append(value, g.view(s.alerts[id], prefer))
-		}
+		})
+		value, matched := g.window(tenant, cur.lo, cur.hi, cur.offset, size, func(a map[string]any) map[string]any {
+			return graphView(a, prefer)
+		})
 		env := map[string]any{
 			"@odata.context": g.URL + "/v1.0/$metadata#security/alerts_v2",
 			"value":          value,
@@ -490,8 +209,7 @@ func (g *Graph) list(w http.ResponseWriter, r *http.Request) {
 			next := cur
 			next.offset += len(value)
 			tok := randHex(12)
-			g.cursors[tok] = next
-			base := g.linkBase
+			g.locked(func() { g.cursors[tok] = next })
 			if base == "" {
 				base = g.URL
 			}
@@ -501,27 +219,8 @@ func (g *Graph) list(w http.ResponseWriter, r *http.Request) {
 			}
 			env["@odata.nextLink"] = link + "$top=" + strconv.Itoa(next.top) + "&$skiptoken=" + tok
 		}
-		g.mu.Unlock()
 		body, _ := json.Marshal(env)
-		return answer{status: http.StatusOK, body: body}
-	})
-}
-
-func (g *Graph) get(w http.ResponseWriter, r *http.Request) {
-	prefer := wantsUnknownMembers(r)
-	g.serve(w, r, func(tenant string) answer {
-		g.mu.Lock()
-		a, ok := g.store(tenant).alerts[r.PathValue("id")]
-		if ok {
-			a = g.view(a, prefer)
-		}
-		g.mu.Unlock()
-		if !ok {
-			return answer{status: http.StatusNotFound, body: graphErrorBody(http.StatusNotFound)}
-		}
-		a["@odata.context"] = g.URL + "/v1.0/$metadata#security/alerts_v2/$entity"
-		body, _ := json.Marshal(a)
-		return answer{status: http.StatusOK, body: body}
+		return okBody(body)
 	})
 }
 
@@ -549,8 +248,8 @@ var evolvable = map[string]map[string]bool{
 		"microsoftInsiderRiskManagement", "microsoftThreatIntelligence", "microsoftSentinel"),
 }
 
-// view copies a stored alert as a client gets it. Callers hold mu.
-func (g *Graph) view(a map[string]any, prefer bool) map[string]any {
+// graphView copies a stored alert as a client gets it.
+func graphView(a map[string]any, prefer bool) map[string]any {
 	out := toMap(a)
 	if !prefer {
 		for k, members := range evolvable {
@@ -562,123 +261,75 @@ func (g *Graph) view(a map[string]any, prefer bool) map[string]any {
 	return out
 }
 
-// Values Graph accepts in a PATCH (v1.0 alert; case-sensitive).
-var graphPatchValues = map[string]map[string]bool{
-	"status":         set("unknown", "new", "inProgress", "resolved"),
-	"classification": set("unknown", "falsePositive", "truePositive", "informationalExpectedActivity"),
-	"determination": set("unknown", "apt", "malware", "securityPersonnel", "securityTesting", "unwantedSoftware",
-		"other", "multiStagedAttack", "compromisedAccount", "phishing", "maliciousUserActivity", "notMalicious",
-		"notEnoughDataToValidate", "confirmedActivity", "lineOfBusinessApplication"),
-	"assignedTo": nil,
-}
-
-func (g *Graph) patch(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	id := r.PathValue("id")
-	g.serve(w, r, func(tenant string) answer {
-		rec := Patch{Tenant: tenant, AlertID: id, Method: r.Method, Body: raw}
-		ans := g.applyPatch(tenant, id, raw, &rec)
-		rec.Status = ans.status
-		g.mu.Lock()
-		g.patches = append(g.patches, rec)
-		g.mu.Unlock()
-		return ans
-	})
-}
-
-func (g *Graph) applyPatch(tenant, id string, raw []byte, rec *Patch) answer {
-	var fields map[string]any
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return answer{status: http.StatusBadRequest, body: graphError("BadRequest", "Invalid request body.")}
-	}
-	rec.Fields = fields
-	for k, v := range fields {
-		allowed, known := graphPatchValues[k]
-		s, isString := v.(string)
-		switch {
-		case !known:
+// graphPatch: the values Graph accepts in a PATCH (v1.0 alert;
+// case-sensitive), and resolvedDateTime.
+var graphPatch = patchRules{
+	values: map[string]map[string]bool{
+		"status":         set("unknown", "new", "inProgress", "resolved"),
+		"classification": set("unknown", "falsePositive", "truePositive", "informationalExpectedActivity"),
+		"determination": set("unknown", "apt", "malware", "securityPersonnel", "securityTesting", "unwantedSoftware",
+			"other", "multiStagedAttack", "compromisedAccount", "phishing", "maliciousUserActivity", "notMalicious",
+			"notEnoughDataToValidate", "confirmedActivity", "lineOfBusinessApplication"),
+		"assignedTo": nil,
+	},
+	refuse: func(e fieldError) answer {
+		switch e.kind {
+		case unknownField:
 			// Comments are a collection of their own; "comment" is not an
 			// alert property.
-			return answer{status: http.StatusBadRequest, body: graphError("BadRequest", fmt.Sprintf("Property '%s' does not exist on type 'microsoft.graph.security.alert'.", k))}
-		case !isString:
-			return answer{status: http.StatusBadRequest, body: graphError("BadRequest", fmt.Sprintf("Property '%s' must be a string.", k))}
-		case allowed != nil && !allowed[s]:
-			return answer{status: http.StatusBadRequest, body: graphError("BadRequest", fmt.Sprintf("Requested value '%s' was not found for property '%s'.", s, k))}
+			return graphBadRequest(fmt.Sprintf("Property '%s' does not exist on type 'microsoft.graph.security.alert'.", e.field))
+		case notString:
+			return graphBadRequest(fmt.Sprintf("Property '%s' must be a string.", e.field))
+		case badValue:
+			return graphBadRequest(fmt.Sprintf("Requested value '%s' was not found for property '%s'.", e.value, e.field))
 		}
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	s := g.store(tenant)
-	a, ok := s.alerts[id]
-	if !ok {
-		return answer{status: http.StatusNotFound, body: graphErrorBody(http.StatusNotFound)}
-	}
-	now := g.stamp()
-	for _, k := range []string{"status", "assignedTo", "classification", "determination"} {
-		if v, ok := fields[k]; ok {
-			a[k] = v
-		}
-	}
-	switch fields["status"] {
-	case "resolved":
-		a["resolvedDateTime"] = formatTime(now)
-	case "new", "inProgress":
-		a["resolvedDateTime"] = nil
-	}
-	a["lastUpdateDateTime"] = formatTime(now)
-	s.updated[id] = now
-	body, _ := json.Marshal(a)
-	return answer{status: http.StatusOK, body: body}
+		return graphBadRequest("Invalid request body.")
+	},
+	apply: func(a, fields map[string]any, now time.Time) {
+		resolution(a, fields, "resolvedDateTime", now, "resolved", "new", "inProgress")
+	},
 }
 
 func (g *Graph) comment(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	id := r.PathValue("id")
-	g.serve(w, r, func(tenant string) answer {
+	g.serveBody(w, r, func(tenant, id string, raw []byte) answer {
 		rec := Comment{Tenant: tenant, AlertID: id, Body: raw}
 		ans := g.addComment(tenant, id, raw, &rec)
 		rec.Status = ans.status
-		g.mu.Lock()
-		g.comments = append(g.comments, rec)
-		g.mu.Unlock()
+		g.locked(func() { g.comments = append(g.comments, rec) })
 		return ans
 	})
 }
 
 func (g *Graph) addComment(tenant, id string, raw []byte, rec *Comment) answer {
-	var fields map[string]any
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return answer{status: http.StatusBadRequest, body: graphError("BadRequest", "Invalid request body.")}
+	fields, isObject := decodeObject(raw)
+	if !isObject {
+		return graphBadRequest("Invalid request body.")
 	}
 	rec.Fields = fields
 	typ, _ := fields["@odata.type"].(string)
 	text, _ := fields["comment"].(string)
 	for k := range fields {
 		if k != "@odata.type" && k != "comment" {
-			return answer{status: http.StatusBadRequest, body: graphError("BadRequest", fmt.Sprintf("Property '%s' does not exist on type 'microsoft.graph.security.alertComment'.", k))}
+			return graphBadRequest(fmt.Sprintf("Property '%s' does not exist on type 'microsoft.graph.security.alertComment'.", k))
 		}
 	}
 	if strings.TrimPrefix(typ, "#") != "microsoft.graph.security.alertComment" || strings.TrimSpace(text) == "" {
-		return answer{status: http.StatusBadRequest, body: graphError("BadRequest", "A comment needs @odata.type microsoft.graph.security.alertComment and a non-empty comment.")}
+		return graphBadRequest("A comment needs @odata.type microsoft.graph.security.alertComment and a non-empty comment.")
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	s := g.store(tenant)
-	a, ok := s.alerts[id]
-	if !ok {
-		return answer{status: http.StatusNotFound, body: graphErrorBody(http.StatusNotFound)}
+	var body []byte
+	_, found := g.modify(tenant, id, func(a map[string]any, now time.Time) {
+		comments, _ := a["comments"].([]any)
+		comments = append(comments, map[string]any{
+			"comment": text, "createdByDisplayName": "msspbot", "createdDateTime": formatTime(now),
+		})
+		a["comments"] = comments
+		body, _ = json.Marshal(map[string]any{
+			"@odata.context": g.URL + "/v1.0/$metadata#Collection(microsoft.graph.security.alertComment)",
+			"value":          comments,
+		})
+	})
+	if !found {
+		return g.notFound()
 	}
-	now := g.stamp()
-	comments, _ := a["comments"].([]any)
-	comments = append(comments, map[string]any{
-		"comment": text, "createdByDisplayName": "msspbot", "createdDateTime": formatTime(now),
-	})
-	a["comments"] = comments
-	a["lastUpdateDateTime"] = formatTime(now)
-	s.updated[id] = now
-	body, _ := json.Marshal(map[string]any{
-		"@odata.context": g.URL + "/v1.0/$metadata#Collection(microsoft.graph.security.alertComment)",
-		"value":          comments,
-	})
-	return answer{status: http.StatusOK, body: body}
+	return okBody(body)
 }

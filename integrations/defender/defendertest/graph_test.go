@@ -2,7 +2,7 @@ package defendertest
 
 import (
 	"encoding/json"
-	"io"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,20 +16,22 @@ func graphToken(t *testing.T, p *IdP, tn, scope string) string {
 	t.Helper()
 	form := creds(p)
 	form.Set("scope", scope+" openid offline_access profile")
-	resp, err := p.Client().PostForm(p.URL+"/"+tn+"/oauth2/v2.0/token", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
+	_, body := tokenAt(t, p, tn, form)
 	tok, _ := body["access_token"].(string)
 	if tok == "" {
 		t.Fatalf("no token for %s: %v", tn, body)
 	}
 	return tok
+}
+
+// newGraphFake starts an IdP and a Graph fake, consents tenant and
+// returns a token of tenant for Graph.
+func newGraphFake(t *testing.T) (*IdP, *Graph, string) {
+	t.Helper()
+	p := NewIdP(t)
+	g := NewGraph(t, p)
+	p.Consent(tenant)
+	return p, g, graphToken(t, p, tenant, "https://graph.microsoft.com/.default")
 }
 
 // graphDo sends one request to the fake; target is a path+query or a full URL.
@@ -38,28 +40,30 @@ func graphDo(t *testing.T, g *Graph, method, target, tok, body string, prefer bo
 	if strings.HasPrefix(target, "/") {
 		target = g.URL + target
 	}
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, target, rd)
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
+	var header http.Header
 	if prefer {
-		req.Header.Set("Prefer", "include-unknown-enum-members")
+		header = http.Header{"Prefer": {"include-unknown-enum-members"}}
 	}
-	resp, err := g.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	status, raw, h := send(t, g.Client(), method, target, tok, body, header)
 	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
 	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatalf("%s %s: body is not JSON: %s", method, target, raw)
 	}
-	return resp.StatusCode, out, resp.Header
+	return status, out, h
+}
+
+// graphStatus returns the status check of expectStatus for requests to
+// target with the input as body, or with target "" for GETs of the input.
+// GETs ask for unknown enum members.
+func graphStatus(t *testing.T, g *Graph, method, target, tok string) func(in string) (int, string) {
+	return func(in string) (int, string) {
+		to, body := target, in
+		if target == "" {
+			to, body = in, ""
+		}
+		status, resp, _ := graphDo(t, g, method, to, tok, body, method == http.MethodGet)
+		return status, fmt.Sprint(resp)
+	}
 }
 
 func ids(page map[string]any) []string {
@@ -122,11 +126,8 @@ func TestGraphTokensAndTenants(t *testing.T) {
 }
 
 func TestGraphPagingAndFilter(t *testing.T) {
-	p := NewIdP(t)
-	g := NewGraph(t, p)
-	p.Consent(tenant)
+	p, g, tok := newGraphFake(t)
 	p.Consent(otherTenant)
-	tok := graphToken(t, p, tenant, "https://graph.microsoft.com/.default")
 	at := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
 	g.PutAt(tenant, GraphSampleAlert("old"), at.Add(-time.Hour))
 	for i, id := range []string{"p1", "p2", "p3", "p4", "p5"} {
@@ -178,7 +179,7 @@ func TestGraphPagingAndFilter(t *testing.T) {
 		t.Errorf("SetNextLinkBase: %s", l)
 	}
 
-	for target, want := range map[string]int{
+	expectStatus(t, "GET", map[string]int{
 		"/v1.0/security/alerts_v2?$filter=lastUpdateDateTime+ge+2026-11-20T08:00:00Z&$top=1000":                                      200,
 		"/v1.0/security/alerts_v2?$filter=lastUpdateDateTime+ge+2026-11-20T08:00:00Z+and+lastUpdateDateTime+lt+2026-11-20T08:02:00Z": 200,
 		"/v1.0/security/alerts_v2?$filter=lastUpdateTime+ge+2026-11-20T08:00:00Z":                                                    400, // MDE's property name
@@ -187,11 +188,7 @@ func TestGraphPagingAndFilter(t *testing.T) {
 		"/v1.0/security/alerts_v2?$top=0":                                                                                            400,
 		"/v1.0/security/alerts_v2?$skiptoken=made-up":                                                                                400,
 		"/v1.0/security/alerts_v2?$filter=lastUpdateDateTime+ge+'2026-11-20T08:00:00Z'":                                              400,
-	} {
-		if status, body, _ := graphDo(t, g, "GET", target, tok, "", true); status != want {
-			t.Errorf("%s: %d %v, want %d", target, status, body, want)
-		}
-	}
+	}, graphStatus(t, g, "GET", "", tok))
 	_, page, _ = graphDo(t, g, "GET", "/v1.0/security/alerts_v2?$filter=lastUpdateDateTime+ge+2026-11-20T08:00:00Z+and+lastUpdateDateTime+lt+2026-11-20T08:02:00Z", tok, "", true)
 	if strings.Join(ids(page), ",") != "p1,p2" {
 		t.Errorf("window [08:00, 08:02) = %v", ids(page))
@@ -199,10 +196,7 @@ func TestGraphPagingAndFilter(t *testing.T) {
 }
 
 func TestGraphEvolvableEnums(t *testing.T) {
-	p := NewIdP(t)
-	g := NewGraph(t, p)
-	p.Consent(tenant)
-	tok := graphToken(t, p, tenant, "https://graph.microsoft.com/.default")
+	_, g, tok := newGraphFake(t)
 	g.Put(tenant, GraphUnknownEnumsAlert("s1"))
 	_, page, _ := graphDo(t, g, "GET", "/v1.0/security/alerts_v2", tok, "", false)
 	a := page["value"].([]any)[0].(map[string]any)
@@ -220,13 +214,10 @@ func TestGraphEvolvableEnums(t *testing.T) {
 }
 
 func TestGraphPatchAndCommentValidation(t *testing.T) {
-	p := NewIdP(t)
-	g := NewGraph(t, p)
-	p.Consent(tenant)
-	tok := graphToken(t, p, tenant, "https://graph.microsoft.com/.default")
+	_, g, tok := newGraphFake(t)
 	g.Put(tenant, GraphSampleAlert("a1"))
 	path := "/v1.0/security/alerts_v2/a1"
-	for body, want := range map[string]int{
+	expectStatus(t, "PATCH", map[string]int{
 		`{"status":"InProgress"}`:             400, // MDE spelling
 		`{"classification":"TruePositive"}`:   400,
 		`{"determination":"Clean"}`:           400, // MDE name
@@ -236,11 +227,7 @@ func TestGraphPatchAndCommentValidation(t *testing.T) {
 		`{"status":5}`:                        400,
 		`[]`:                                  400,
 		`{"status":"resolved","classification":"falsePositive","determination":"notMalicious","assignedTo":"x@y"}`: 200,
-	} {
-		if status, resp, _ := graphDo(t, g, "PATCH", path, tok, body, false); status != want {
-			t.Errorf("PATCH %s: %d %v, want %d", body, status, resp, want)
-		}
-	}
+	}, graphStatus(t, g, "PATCH", path, tok))
 	a, _ := g.Alert(tenant, "a1")
 	if a["status"] != "resolved" || a["determination"] != "notMalicious" || a["assignedTo"] != "x@y" || a["resolvedDateTime"] == nil {
 		t.Errorf("after PATCH: %v", a)
@@ -252,18 +239,14 @@ func TestGraphPatchAndCommentValidation(t *testing.T) {
 		t.Errorf("Patches = %d, want 10", n)
 	}
 
-	for body, want := range map[string]int{
+	expectStatus(t, "POST", map[string]int{
 		`{"comment":"no type"}`: 400,
 		`{"@odata.type":"microsoft.graph.security.alert","comment":"wrong type"}`:         400,
 		`{"@odata.type":"microsoft.graph.security.alertComment","comment":"  "}`:          400,
 		`{"@odata.type":"microsoft.graph.security.alertComment","comment":"x","by":"me"}`: 400,
 		`{"@odata.type":"microsoft.graph.security.alertComment","comment":"first"}`:       200,
 		`{"@odata.type":"#microsoft.graph.security.alertComment","comment":"second"}`:     200,
-	} {
-		if status, resp, _ := graphDo(t, g, "POST", path+"/comments", tok, body, false); status != want {
-			t.Errorf("POST %s: %d %v, want %d", body, status, resp, want)
-		}
-	}
+	}, graphStatus(t, g, "POST", path+"/comments", tok))
 	a, _ = g.Alert(tenant, "a1")
 	if cs, _ := a["comments"].([]any); len(cs) != 2 {
 		t.Errorf("comments: %v", a["comments"])
@@ -274,10 +257,7 @@ func TestGraphPatchAndCommentValidation(t *testing.T) {
 }
 
 func TestGraphFaults(t *testing.T) {
-	p := NewIdP(t)
-	g := NewGraph(t, p)
-	p.Consent(tenant)
-	tok := graphToken(t, p, tenant, "https://graph.microsoft.com/.default")
+	_, g, tok := newGraphFake(t)
 	g.ThrottleNext(1, 3)
 	status, body, h := graphDo(t, g, "GET", "/v1.0/security/alerts_v2", tok, "", true)
 	if status != 429 || h.Get("Retry-After") != "3" || errCode(body) != "TooManyRequests" {

@@ -1,7 +1,8 @@
 // Package defendertest provides fakes of Entra ID (token issuance for a
-// multi-tenant app) and of the Defender for Endpoint alert API, speaking
-// their wire formats on httptest TLS servers, for tests that drive the real
-// MSAL client and the defender package.
+// multi-tenant app) and of the Defender alert APIs (Defender for Endpoint
+// and Microsoft Graph security), speaking their wire formats on httptest
+// TLS servers, for tests that drive the real MSAL client and the defender
+// package.
 package defendertest
 
 import (
@@ -77,9 +78,8 @@ func NewIdP(t testing.TB) *IdP {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", p.openIDConfiguration)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", p.token)
-	p.srv = newTLSServer(mux)
+	p.srv = startTLS(t, mux)
 	p.URL = p.srv.URL
-	t.Cleanup(p.srv.Close)
 	return p
 }
 
@@ -465,12 +465,13 @@ func newGUID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-// newTLSServer starts an httptest TLS server that does not log the
-// handshake errors of clients closing idle connections.
-func newTLSServer(h http.Handler) *httptest.Server {
+// startTLS starts an httptest TLS server, stopped when the test ends, that
+// does not log the handshake errors of clients closing idle connections.
+func startTLS(t testing.TB, h http.Handler) *httptest.Server {
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
+	t.Cleanup(srv.Close)
 	return srv
 }
 
