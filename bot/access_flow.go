@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"net/url"
@@ -73,8 +74,16 @@ func (s *Service) cmdOnboard(ctx context.Context, cmd Command, sc scope, req Req
 	now := s.cfg.Now()
 	// Pre-consent check: if a token is issued already, the customer's
 	// redirect would prove nothing, so a SOC analyst must confirm instead.
-	if s.deps.Access != nil && s.deps.Access.CheckAccess(ctx, tid, true) == nil {
-		return s.requestConfirm(ctx, cmd, sc, req, now)
+	// Only a refusal (401/403, AADSTS) means "not consented": an Entra
+	// outage must not let the customer path stand in for the Confirm.
+	if s.deps.Access != nil {
+		switch err := s.deps.Access.CheckAccess(ctx, tid, true); {
+		case err == nil:
+			return s.requestConfirm(ctx, cmd, sc, req, now)
+		case !errors.Is(err, ErrAuth):
+			s.log.WarnContext(ctx, "onboard: access check failed", "tenant", tid, "err", err)
+			return refuse(Errorf(EUNAVAILABLE, "Could not check with Microsoft Entra whether msspbot already has access to %s; nothing was changed. Try again in a minute.", tid))
+		}
 	}
 	if err := s.store.CreateTenant(ctx, Tenant{ID: tid, Name: req.TenantName, State: TenantPending, CreatedAt: now}); err != nil {
 		return Message{}, fmt.Errorf("onboard: %w", err)
@@ -84,12 +93,9 @@ func (s *Service) cmdOnboard(ctx context.Context, cmd Command, sc scope, req Req
 			return Message{}, fmt.Errorf("onboard: %w", err)
 		}
 	}
-	// The new request supersedes open ones; their prompts say so, so that
-	// nobody acts on a stale Grant link.
-	superseded, err := s.store.OpenAccessRequests(ctx, tid, AccessConsent)
-	if err != nil {
-		return Message{}, fmt.Errorf("onboard: %w", err)
-	}
+	// The new request supersedes open ones (consent or Confirm); their
+	// prompts say so, so that nobody acts on a stale Grant link.
+	s.supersedeOpen(ctx, tid, "↪️ Replaced by a newer approval prompt; use that one.", AccessConsent, AccessConfirm)
 	state, hash := newState()
 	r, err := s.store.CreateAccessRequest(ctx, AccessRequest{
 		Kind: AccessConsent, TenantID: tid, TenantName: req.TenantName, Channel: cmd.Channel,
@@ -102,10 +108,6 @@ func (s *Service) cmdOnboard(ctx context.Context, cmd Command, sc scope, req Req
 	s.statesMu.Lock()
 	s.states[r.ID] = state
 	s.statesMu.Unlock()
-	for _, old := range superseded {
-		s.forgetState(old.ID)
-		s.editPrompt(ctx, old, AccessSuperseded, "", "↪️ Replaced by a newer approval prompt; use that one.")
-	}
 	d, err := s.noticeMessage(ctx, cmd.Channel, tid, s.consentPrompt(r, displayName(cmd)))
 	if err != nil {
 		return Message{}, err
@@ -148,6 +150,7 @@ func (s *Service) requestConfirm(ctx context.Context, cmd Command, sc scope, req
 		return Message{}, Errorf(EUNAVAILABLE, "The app is already consented in this tenant and no SOC channel is configured to confirm it.")
 	}
 	soc := s.cfg.SOCChannels[0]
+	s.supersedeOpen(ctx, req.TenantID, "↪️ Replaced: the tenant needs a SOC confirmation instead.", AccessConsent, AccessConfirm)
 	r, err := s.store.CreateAccessRequest(ctx, AccessRequest{
 		Kind: AccessConfirm, TenantID: req.TenantID, TenantName: req.TenantName, Channel: cmd.Channel,
 		RequestedBy: cmd.UserRef(), ExpiresAt: now.Add(s.cfg.ConsentTTL), Outcome: AccessOpen, CreatedAt: now,
@@ -195,6 +198,8 @@ func (s *Service) clickAccessConfirm(ctx context.Context, cmd Command, sc scope)
 	if err := s.store.CloseAccessRequest(ctx, r.ID, AccessGranted, "confirmed by "+cmd.UserRef(), now); err != nil {
 		return plainText("This request is not open any more.")
 	}
+	// No older consent link may later activate the tenant elsewhere.
+	s.supersedeOpen(ctx, r.TenantID, "↪️ Replaced: a SOC analyst confirmed this tenant.", AccessConsent)
 	if err := s.activate(ctx, r, now); err != nil {
 		return s.errorReply(ctx, err)
 	}
@@ -273,6 +278,15 @@ func (s *Service) activate(ctx context.Context, r AccessRequest, now time.Time) 
 		return fmt.Errorf("activate %s: %w", r.TenantID, err)
 	}
 	if id, err := s.store.TenantOfChannel(ctx, r.Channel); err != nil {
+		// The request's channel is not linked (any more): link it only if
+		// the tenant has no other channel, so an old request cannot add one.
+		chs, err := s.store.ChannelsOfTenant(ctx, r.TenantID)
+		if err != nil {
+			return fmt.Errorf("activate %s: %w", r.TenantID, err)
+		}
+		if len(chs) > 0 {
+			return Errorf(ECONFLICT, "The tenant is linked to another channel.")
+		}
 		if err := s.store.Link(ctx, r.Channel, r.TenantID); err != nil {
 			return fmt.Errorf("activate %s: %w", r.TenantID, err)
 		}
@@ -290,6 +304,21 @@ func (s *Service) activate(ctx context.Context, r AccessRequest, now time.Time) 
 		s.deps.Trigger()
 	}
 	return nil
+}
+
+// supersedeOpen closes the tenant's open requests of the given kinds as
+// superseded and updates their prompts.
+func (s *Service) supersedeOpen(ctx context.Context, tenantID, line string, kinds ...AccessKind) {
+	for _, k := range kinds {
+		open, err := s.store.OpenAccessRequests(ctx, tenantID, k)
+		if err != nil {
+			s.logErr(ctx, "open access requests", "tenant", tenantID, "err", err)
+			continue
+		}
+		for _, r := range open {
+			s.closeRequest(ctx, r, AccessSuperseded, "", line)
+		}
+	}
 }
 
 // closeRequest closes an open request and updates its prompt.
@@ -356,9 +385,15 @@ func (s *Service) ConsentCallback(ctx context.Context, q url.Values) ConsentResu
 	now := s.cfg.Now()
 	sys := AuditEntry{Time: now, Actor: "entra", Channel: r.Channel, TenantID: r.TenantID, Action: "consent", Target: strconv.FormatInt(r.ID, 10)}
 	if r.Kind != AccessConsent || r.Outcome != AccessOpen {
-		sys.Outcome = "refused: request " + string(r.Outcome)
-		s.audit(ctx, sys)
-		s.promptLine(ctx, r, "⚠️ A consent callback arrived for this request, which is no longer open ("+string(r.Outcome)+"); nothing changed.")
+		// Audited and told in the thread once per request: an old link
+		// replayed again and again must not flood the channel.
+		if s.firstLateCallback(r.ID) {
+			sys.Outcome = "refused: request " + string(r.Outcome)
+			s.audit(ctx, sys)
+			s.promptLine(ctx, r, "⚠️ A consent callback arrived for this request, which is no longer open ("+string(r.Outcome)+"); nothing changed.")
+		} else {
+			s.log.WarnContext(ctx, "consent callback for a closed request", "request", r.ID, "outcome", r.Outcome)
+		}
 		return bad
 	}
 	if now.After(r.ExpiresAt) {
@@ -411,6 +446,21 @@ func (s *Service) ConsentCallback(ctx context.Context, q url.Values) ConsentResu
 	sys.Outcome = string(AccessGranted)
 	s.audit(ctx, sys)
 	return ConsentResult{Status: 200, Title: "Access granted", Text: fmt.Sprintf("Thank you. %s is now connected to your MSSP's msspbot; you can close this page.", r.TenantName)}
+}
+
+// firstLateCallback reports whether this is the first callback for a
+// closed request seen by this process (bounded memory).
+func (s *Service) firstLateCallback(id int64) bool {
+	s.statesMu.Lock()
+	defer s.statesMu.Unlock()
+	if s.late == nil || len(s.late) > 10000 {
+		s.late = map[int64]bool{}
+	}
+	if s.late[id] {
+		return false
+	}
+	s.late[id] = true
+	return true
 }
 
 // promptLine adds a thread line under a request's prompt.

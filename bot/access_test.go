@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -336,5 +337,80 @@ func TestPromptStateRegeneratedAfterRestart(t *testing.T) {
 	h.access.consent(tenantN)
 	if res := h.callback(ok(tenantN, state)); res.Status != 200 {
 		t.Fatalf("regenerated state answered %+v", res)
+	}
+}
+
+// An Entra outage during the pre-consent check must not be taken for "not
+// consented": that would skip the SOC Confirm for a consented tenant.
+func TestOnboardRefusedWhenAccessCheckFails(t *testing.T) {
+	h := newHarness(t)
+	h.access.consent(tenantN)
+	h.access.outage = errors.New("token endpoint: 503")
+	contains(t, h.run(chN, analyst, "onboard "+tenantN+" Northwind"), "Could not check")
+	h.drain()
+	if len(h.chat.posts(chN)) != 0 || h.tenantState(tenantN) != "" {
+		t.Fatal("onboard went ahead without knowing whether the tenant is consented")
+	}
+	if _, err := h.db.TenantOfChannel(context.Background(), chN); err == nil {
+		t.Fatal("channel linked")
+	}
+}
+
+// A consent link made for a channel that was unlinked must not link it
+// later, even once the tenant was confirmed elsewhere.
+func TestStaleConsentCannotRelinkOldChannel(t *testing.T) {
+	h := newHarness(t)
+	_, state := h.onboard() // in chN, the wrong channel
+	contains(t, h.run(chN, analyst, "unlink"), "no longer linked")
+	h.access.consent(tenantN)
+	chRight := bot.ChannelRef("test:right")
+	contains(t, h.run(chRight, analyst, "onboard "+tenantN+" Northwind"), "already consented")
+	h.drain()
+	soc := h.chat.posts(chSOC)
+	p := soc[len(soc)-1]
+	contains(t, h.click(chSOC, analyst, bot.ActionConfirm, p.Msg.Buttons[0].Value, p.ID), "Confirmed")
+	if res := h.callback(ok(tenantN, state)); res.Status != 400 {
+		t.Fatalf("stale state answered %+v", res)
+	}
+	chs, err := h.db.ChannelsOfTenant(context.Background(), tenantN)
+	if err != nil || len(chs) != 1 || chs[0] != chRight {
+		t.Fatalf("tenant channels %v, %v", chs, err)
+	}
+}
+
+// The unlinked channel's prompt is closed and the Confirm path supersedes
+// an open consent prompt in the customer's channel.
+func TestConfirmSupersedesOpenConsent(t *testing.T) {
+	h := newHarness(t)
+	prompt, state := h.onboard()
+	h.access.consent(tenantN) // consented out of band meanwhile
+	contains(t, h.run(chN, analyst, "onboard "+tenantN+" Northwind"), "already consented")
+	h.drain()
+	if got := h.chat.messages[prompt.ID].Msg; len(got.Buttons) != 0 {
+		t.Fatal("the customer's consent prompt still offers Grant and Decline")
+	}
+	if res := h.callback(ok(tenantN, state)); res.Status != 400 {
+		t.Fatalf("superseded consent answered %+v", res)
+	}
+}
+
+// Replaying a used state again and again adds one thread line, not one each.
+func TestLateCallbacksReportedOnce(t *testing.T) {
+	h := newHarness(t)
+	prompt, state := h.onboard()
+	h.access.consent(tenantN)
+	if res := h.callback(ok(tenantN, state)); res.Status != 200 {
+		t.Fatal(res)
+	}
+	h.drain()
+	before := len(h.chat.lines(prompt.ID))
+	for range 5 {
+		if res := h.callback(ok(tenantN, state)); res.Status != 400 {
+			t.Fatal(res)
+		}
+	}
+	h.drain()
+	if got := len(h.chat.lines(prompt.ID)) - before; got != 1 {
+		t.Fatalf("%d thread lines for 5 replays, want 1", got)
 	}
 }

@@ -152,6 +152,19 @@ func (s *Service) cmdUnlink(ctx context.Context, cmd Command, sc scope) (Message
 	if sc.tenant.FromConfig {
 		return Message{}, Errorf(EFORBIDDEN, "Tenant %s is managed in config.", sc.tenant.Name)
 	}
+	// Requests made for this channel die with the link: an old consent
+	// link must not bring it back.
+	for _, k := range []AccessKind{AccessConsent, AccessConfirm, AccessLink} {
+		open, err := s.store.OpenAccessRequests(ctx, sc.tenant.ID, k)
+		if err != nil {
+			return Message{}, fmt.Errorf("unlink: %w", err)
+		}
+		for _, r := range open {
+			if r.Channel == cmd.Channel {
+				s.closeRequest(ctx, r, AccessSuperseded, "channel unlinked", "↪️ Cancelled: the channel was unlinked.")
+			}
+		}
+	}
 	if err := s.store.Unlink(ctx, cmd.Channel); err != nil {
 		return Message{}, fmt.Errorf("unlink: %w", err)
 	}

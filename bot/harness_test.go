@@ -265,12 +265,16 @@ type fakeAccess struct {
 	mu        sync.Mutex
 	consented map[string]bool
 	calls     int
+	outage    error // answered instead of a token or a refusal (Entra down)
 }
 
 func (f *fakeAccess) CheckAccess(ctx context.Context, tenant string, fresh bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
+	if f.outage != nil {
+		return f.outage
+	}
 	if f.consented[tenant] {
 		return nil
 	}

@@ -90,6 +90,7 @@ type Service struct {
 	// the database keeps only their hashes.
 	statesMu sync.Mutex
 	states   map[int64]string
+	late     map[int64]bool // closed requests whose late callback was reported
 }
 
 // New returns a Service with defaults applied.

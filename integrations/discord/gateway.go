@@ -88,7 +88,7 @@ func (r *Runner) handle(ctx context.Context, i *discordgo.Interaction) {
 	}
 	resp, followUp := r.Interactions.HandleInteraction(ctx, i)
 	if err := respond(ctx, r.Session, i, resp); err != nil {
-		r.log().Error("discord: answer interaction", "type", i.Type.String(), "err", err)
+		r.log().Error("discord: answer interaction", "type", i.Type.String(), "err", scrubToken(err, i.Token))
 		return
 	}
 	if followUp != nil {

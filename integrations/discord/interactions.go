@@ -230,7 +230,7 @@ func (h *Interactions) editOriginal(ctx context.Context, i *discordgo.Interactio
 			retry, wait = true, min(max(rl.RetryAfter, wait), 5*time.Second)
 		}
 		if !retry || attempt == 4 {
-			h.log().Error("discord: answer deferred interaction", "err", err)
+			h.log().Error("discord: answer deferred interaction", "err", scrubToken(err, i.Token))
 			return
 		}
 		select {
@@ -244,6 +244,16 @@ func (h *Interactions) editOriginal(ctx context.Context, i *discordgo.Interactio
 
 // respond sends resp for i through the REST API (gateway mode). An empty
 // autocomplete result is sent as "choices": [], which discordgo would omit.
+// scrubToken removes an interaction token from an error: a network error
+// carries the request URL, and the token in it lets anyone answer as the
+// app in that channel for 15 minutes.
+func scrubToken(err error, token string) error {
+	if err == nil || token == "" || !strings.Contains(err.Error(), token) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), token, "[redacted]"))
+}
+
 func respond(ctx context.Context, s *discordgo.Session, i *discordgo.Interaction, resp *discordgo.InteractionResponse) error {
 	body, err := responseJSON(resp)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -207,7 +208,9 @@ type replayCache struct {
 // seenBefore records the pair and reports whether it was already there.
 func (c *replayCache) seenBefore(ts, sig string) bool {
 	now := time.Now() // the verifier reads the real clock too
-	key := ts + "\x00" + sig
+	// Hex is case-insensitive to the verifier, so the key must be too:
+	// otherwise an upper-cased copy of a signature would replay.
+	key := ts + "\x00" + strings.ToLower(sig)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if exp, ok := c.seen[key]; ok && now.Before(exp) {

@@ -494,3 +494,24 @@ func TestEvents(t *testing.T) {
 		t.Errorf("event: %d", w.Code)
 	}
 }
+
+// The verifier accepts the signature's hex in any case, so an upper-cased
+// copy of a request must count as the same request.
+func TestReplayWithCaseFlippedSignature(t *testing.T) {
+	exec := &fakeExec{}
+	h, _ := newTestHandlers(t, exec)
+	body := commandBody("ack da1")
+	now := time.Now()
+	first := signedRequest("/slack/commands", body, now)
+	flipped := signedRequest("/slack/commands", body, now)
+	flipped.Header.Set("X-Slack-Signature", "v0="+strings.ToUpper(strings.TrimPrefix(first.Header.Get("X-Slack-Signature"), "v0=")))
+	for _, req := range []*http.Request{first, flipped} {
+		if w := serve(h.Commands(), req); w.Code != http.StatusOK {
+			t.Fatalf("status %d", w.Code)
+		}
+	}
+	h.Wait()
+	if n := len(exec.commands()); n != 1 {
+		t.Fatalf("executed %d times, want 1", n)
+	}
+}

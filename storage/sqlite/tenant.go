@@ -234,7 +234,7 @@ func (db *DB) ApplyConfigTenants(ctx context.Context, tenants []bot.ConfigTenant
 		return fmt.Errorf("sqlite: apply config tenants: %w", err)
 	}
 	for _, id := range gone {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE tenant_id = ? AND from_config = 1`, id); err != nil {
+		if err := deleteLinks(ctx, tx, id, `DELETE FROM links WHERE tenant_id = ? AND from_config = 1 RETURNING channel`, id); err != nil {
 			return fmt.Errorf("sqlite: apply config tenants: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET from_config = 0 WHERE id = ?`, id); err != nil {
@@ -259,10 +259,22 @@ func (db *DB) ApplyConfigTenants(ctx context.Context, tenants []bot.ConfigTenant
 		if len(t.Channels) > 0 {
 			query += ` AND channel NOT IN (` + placeholders(len(t.Channels)) + `)`
 		}
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		if err := deleteLinks(ctx, tx, id, query+` RETURNING channel`, args...); err != nil {
 			return fmt.Errorf("sqlite: apply config tenant %s: %w", id, err)
 		}
 		for _, ch := range t.Channels {
+			// A channel taken over from another tenant stops receiving that
+			// tenant's updates.
+			var prev string
+			err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM links WHERE channel = ?`, string(ch)).Scan(&prev)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("sqlite: apply config tenant %s: %w", id, err)
+			}
+			if prev != "" && prev != id {
+				if err := detachChannel(ctx, tx, ch, prev); err != nil {
+					return fmt.Errorf("sqlite: apply config tenant %s: %w", id, err)
+				}
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO links (channel, tenant_id, from_config, created_at)
 				VALUES (?, ?, 1, ?)
 				ON CONFLICT (channel) DO UPDATE SET tenant_id = excluded.tenant_id, from_config = 1`,
@@ -359,17 +371,65 @@ func (db *DB) Unlink(ctx context.Context, ch bot.ChannelRef) error {
 		return fmt.Errorf("sqlite: unlink: %w", err)
 	}
 	defer tx.Rollback()
-	r, err := tx.ExecContext(ctx, `DELETE FROM links WHERE channel = ?`, string(ch))
+	var tenantID string
+	err = tx.QueryRowContext(ctx, `DELETE FROM links WHERE channel = ? RETURNING tenant_id`, string(ch)).Scan(&tenantID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return bot.Errorf(bot.ENOTFOUND, "This channel is not linked to a tenant.")
+	}
 	if err != nil {
 		return fmt.Errorf("sqlite: unlink: %w", err)
 	}
-	if n, err := r.RowsAffected(); err != nil {
+	if err := detachChannel(ctx, tx, ch, tenantID); err != nil {
 		return fmt.Errorf("sqlite: unlink: %w", err)
-	} else if n == 0 {
-		return bot.Errorf(bot.ENOTFOUND, "This channel is not linked to a tenant.")
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: unlink: %w", err)
+	}
+	return nil
+}
+
+// detachChannel ends a channel's share in a tenant's alerts once the link
+// is gone: unsent card posts, lines and edits are cancelled, and its cards
+// no longer count as live, so later changes (thread lines, card edits with
+// current details) reach only the channels still linked and the SOC.
+func detachChannel(ctx context.Context, tx *sql.Tx, ch bot.ChannelRef, tenantID string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'cancelled' WHERE state IN ('pending', 'held')
+		AND delivery_id IN (SELECT id FROM deliveries WHERE channel = ?1 AND tenant_id = ?2 AND kind = 'alert')`,
+		string(ch), tenantID); err != nil {
+		return fmt.Errorf("detach %s: %w", ch, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'cancelled'
+		WHERE channel = ?1 AND tenant_id = ?2 AND kind = 'alert' AND state IN ('pending', 'posted')`,
+		string(ch), tenantID); err != nil {
+		return fmt.Errorf("detach %s: %w", ch, err)
+	}
+	return nil
+}
+
+// deleteLinks runs a DELETE … RETURNING channel on links of tenantID and
+// detaches every channel it removed.
+func deleteLinks(ctx context.Context, tx *sql.Tx, tenantID, query string, args ...any) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	var chs []bot.ChannelRef
+	for rows.Next() {
+		var ch string
+		if err := rows.Scan(&ch); err != nil {
+			rows.Close()
+			return err
+		}
+		chs = append(chs, bot.ChannelRef(ch))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, ch := range chs {
+		if err := detachChannel(ctx, tx, ch, tenantID); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,44 @@ func TestRevokeTenant(t *testing.T) {
 	items, _ = next(t, db, time.Now().Add(time.Hour))
 	if find(items, chanA, bot.OutboxPost).Delivery.ID != notice.ID {
 		t.Fatalf("the notice was cancelled: %+v", items)
+	}
+}
+
+// After unlink, a channel gets no more of the tenant's thread lines or card
+// edits, and its unsent cards are withdrawn; the SOC channel still gets them.
+func TestUnlinkDetachesDeliveries(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	_, err := db.Ingest(ctx, bot.IngestBatch{TenantID: tenantA, Now: t0, Plan: bot.PlanIngest, SOC: []bot.ChannelRef{chanSOC},
+		Alerts: []bot.Alert{testAlert(t, tenantA, "u1", bot.SeverityHigh), testAlert(t, tenantA, "u2", bot.SeverityHigh)}})
+	must(t, err)
+	// Post u1's cards; u2's stay unsent.
+	items, err := db.NextOutbox(ctx, t0.Add(time.Hour), 100)
+	must(t, err)
+	for i, it := range items {
+		if it.Delivery.AlertID == "u1" {
+			must(t, db.MarkInFlight(ctx, it.Entry.ID))
+			must(t, db.MarkSent(ctx, it.Entry.ID, fmt.Sprintf("m%d", i), 0))
+		}
+	}
+	chs, err := db.ChannelsOfTenant(ctx, tenantA)
+	must(t, err)
+	must(t, db.Unlink(ctx, chs[0]))
+	st := bot.StatusInProgress
+	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "u1", Update: bot.AlertUpdate{Status: &st},
+		ThreadText: "internal note", Now: t0}))
+	items, err = db.NextOutbox(ctx, t0.Add(time.Hour), 100)
+	must(t, err)
+	for _, it := range items {
+		if it.Delivery.Channel == chs[0] {
+			t.Fatalf("unlinked channel still queued: %+v %+v", it.Delivery, it.Entry)
+		}
+	}
+	var socLine bool
+	for _, it := range items {
+		socLine = socLine || (it.Delivery.Channel == chanSOC && it.Entry.Kind == bot.OutboxThread)
+	}
+	if !socLine {
+		t.Fatal("the SOC channel lost its thread line")
 	}
 }
