@@ -14,8 +14,8 @@ const (
 	dispatchBatch    = 200
 	dispatchParallel = 8
 	maxSendBackoff   = 5 * time.Minute
-	// maxAttempts before a retryable failure is treated as permanent.
-	maxAttempts = 12
+	// orphanSweep is how often in-flight entries nobody sends are settled.
+	orphanSweep = time.Minute
 )
 
 // dispatchState is the dispatcher's in-memory view: channels on hold after
@@ -24,6 +24,9 @@ type dispatchState struct {
 	mu      sync.Mutex
 	holds   map[ChannelRef]time.Time
 	failing map[ChannelRef]bool
+	sending map[int64]bool // entries this process marked in flight and is sending
+	// lastSweep is when in-flight orphans were last settled (Dispatch).
+	lastSweep time.Time
 }
 
 func (d *dispatchState) held(ch ChannelRef, now time.Time) bool {
@@ -73,35 +76,67 @@ func (s *Service) Recover(ctx context.Context) error {
 	for _, f := range fails {
 		s.ds.setFailing(f.Channel, true)
 	}
+	s.ds.lastSweep = s.cfg.Now()
+	return s.settleOrphans(ctx)
+}
+
+// settleOrphans handles entries in flight that no send of this process
+// owns: left by a crash, by a failed lookup, or by a send whose result
+// could not be recorded. A post is looked up on the platform by its
+// delivery key and only queued again when not found; a failed lookup
+// leaves it for the next sweep.
+func (s *Service) settleOrphans(ctx context.Context) error {
 	items, err := s.store.InFlight(ctx)
 	if err != nil {
-		return fmt.Errorf("recover: in flight: %w", err)
+		return fmt.Errorf("orphans: in flight: %w", err)
 	}
 	now := s.cfg.Now()
 	for _, it := range items {
+		if s.sending(it.Entry.ID) {
+			continue
+		}
 		ch := it.Delivery.Channel
 		if it.Entry.Kind == OutboxPost {
-			n := s.deps.Notifiers[ch.Platform()]
-			if n != nil {
+			if n := s.deps.Notifiers[ch.Platform()]; n != nil {
 				id, found, err := n.Find(ctx, ch, it.Delivery.Key())
 				if err != nil {
-					s.log.WarnContext(ctx, "recover: find failed; will retry the lookup", "channel", ch, "key", it.Delivery.Key(), "err", err)
-					continue // stays in flight: looked up again at the next start
+					s.log.WarnContext(ctx, "orphaned post: lookup failed; retried at the next sweep", "channel", ch, "key", it.Delivery.Key(), "err", err)
+					continue
 				}
 				if found {
 					if err := s.store.MarkSent(ctx, it.Entry.ID, id, 0); err != nil {
-						return fmt.Errorf("recover: %w", err)
+						return fmt.Errorf("orphans: %w", err)
 					}
-					s.log.InfoContext(ctx, "recover: card was already posted", "channel", ch, "key", it.Delivery.Key())
+					s.log.InfoContext(ctx, "orphaned post was already posted", "channel", ch, "key", it.Delivery.Key())
 					continue
 				}
 			}
 		}
-		if err := s.store.MarkRetry(ctx, it.Entry.ID, now, "recovered after restart"); err != nil {
-			return fmt.Errorf("recover: %w", err)
+		if err := s.store.MarkRetry(ctx, it.Entry.ID, now, "orphaned in flight", false); err != nil {
+			return fmt.Errorf("orphans: %w", err)
 		}
 	}
 	return nil
+}
+
+// sending reports whether a send of this process owns the entry.
+func (s *Service) sending(id int64) bool {
+	s.ds.mu.Lock()
+	defer s.ds.mu.Unlock()
+	return s.ds.sending[id]
+}
+
+func (s *Service) setSending(id int64, on bool) {
+	s.ds.mu.Lock()
+	defer s.ds.mu.Unlock()
+	if s.ds.sending == nil {
+		s.ds.sending = map[int64]bool{}
+	}
+	if on {
+		s.ds.sending[id] = true
+	} else {
+		delete(s.ds.sending, id)
+	}
 }
 
 // Dispatch sends one round of ready outbox entries and returns how many
@@ -111,6 +146,12 @@ func (s *Service) Dispatch(ctx context.Context) (int, error) {
 	s.dispatchMu.Lock()
 	defer s.dispatchMu.Unlock()
 	now := s.cfg.Now()
+	if now.Sub(s.ds.lastSweep) >= orphanSweep {
+		s.ds.lastSweep = now
+		if err := s.settleOrphans(ctx); err != nil {
+			s.logErr(ctx, "orphan sweep failed", "err", err)
+		}
+	}
 	items, err := s.store.NextOutbox(ctx, now, dispatchBatch)
 	if err != nil {
 		return 0, fmt.Errorf("dispatch: %w", err)
@@ -166,9 +207,20 @@ func (s *Service) send(ctx context.Context, it OutboxItem) (ok, stop bool) {
 		s.obs.OutboxResult(platform, "failed")
 		return false, true
 	}
+	// Owned from before MarkInFlight until the result is recorded, so the
+	// orphan sweep never takes an entry that is being sent.
+	s.setSending(it.Entry.ID, true)
+	defer s.setSending(it.Entry.ID, false)
 	if err := s.store.MarkInFlight(ctx, it.Entry.ID); err != nil {
 		s.logErr(ctx, "mark in flight", "err", err)
 		return false, true
+	}
+	if it.Entry.Kind == OutboxEdit && it.Delivery.DigestID != 0 {
+		// A digest member has no card of its own: its message is the digest.
+		if err := s.store.MarkSent(context.WithoutCancel(ctx), it.Entry.ID, "", it.LastEditID); err != nil {
+			s.logErr(ctx, "mark sent", "entry", it.Entry.ID, "err", err)
+		}
+		return false, false
 	}
 	var (
 		msgID string
@@ -205,11 +257,8 @@ func (s *Service) send(ctx context.Context, it OutboxItem) (ok, stop bool) {
 	var se *SendError
 	permanent := errors.As(err, &se) && se.Permanent
 	rateLimited := se != nil && se.RetryAfter > 0
-	// Being rate limited says nothing about the message: it never counts
-	// towards giving up.
-	if !permanent && !rateLimited && it.Entry.Attempts+1 >= maxAttempts {
-		permanent = true
-	}
+	// Transient failures never give up (nothing is lost; backoff caps at
+	// maxSendBackoff), and a rate limit does not even count as an attempt.
 	if permanent {
 		reason := "send failed"
 		if se != nil && se.Reason != "" {
@@ -231,7 +280,7 @@ func (s *Service) send(ctx context.Context, it OutboxItem) (ok, stop bool) {
 		delay = se.RetryAfter
 		s.ds.hold(ch, s.cfg.Now().Add(delay))
 	}
-	if err := s.store.MarkRetry(rctx, it.Entry.ID, s.cfg.Now().Add(delay), firstLine(err.Error())); err != nil {
+	if err := s.store.MarkRetry(rctx, it.Entry.ID, s.cfg.Now().Add(delay), firstLine(err.Error()), !rateLimited); err != nil {
 		s.logErr(ctx, "mark retry", "err", err)
 	}
 	s.log.InfoContext(ctx, "message will be retried", "channel", ch, "in", delay, "err", err)

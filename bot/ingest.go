@@ -11,6 +11,13 @@ import (
 // channels without a delivery whose rules now select it (so a Low alert
 // raised to High is posted then).
 func PlanIngest(in PlanInput) PlanOutput {
+	// A version that is not newer than the stored one (the overlap window
+	// re-reads recent alerts; a list may lag a write-back) changes nothing:
+	// diffing it would undo an analyst's local ack and report a change
+	// Defender never made.
+	if in.Prev != nil && !in.Next.LastUpdatedAt.IsZero() && !in.Next.LastUpdatedAt.After(in.Prev.LastUpdatedAt) {
+		return PlanOutput{Store: *in.Prev, Change: ChangeUnchanged}
+	}
 	next := in.Next
 	if in.Prev != nil {
 		for _, wb := range in.Pending {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -37,14 +38,16 @@ func (s *Service) Poll(ctx context.Context) error {
 	)
 	for _, t := range tenants {
 		names[t.ID] = t.Name
+	}
+loop:
+	for _, t := range tenants {
 		if t.State == TenantFailing && start.Before(t.NextAttempt) {
 			continue
 		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			wg.Wait()
-			return ctx.Err()
+			break loop // still finish the pass: nothing may stay held
 		}
 		wg.Add(1)
 		go func(t Tenant) {
@@ -58,11 +61,14 @@ func (s *Service) Poll(ctx context.Context) error {
 	}
 	wg.Wait()
 	// Release even when ctx is cancelled so nothing stays held.
-	if err := s.finishPass(context.WithoutCancel(ctx), passID, names); err != nil {
-		return fmt.Errorf("poll: finish pass: %w", err)
-	}
+	ferr := s.finishPass(context.WithoutCancel(ctx), passID, names, nil)
 	s.obs.PassDone(s.cfg.Now().Sub(start), len(tenants), failed)
 	s.kick()
+	if ferr != nil {
+		return fmt.Errorf("poll: finish pass: %w", ferr)
+	}
+	// A pass cut short by shutdown is not a failure: its tenants are
+	// fetched again from their watermarks at the next start.
 	return nil
 }
 
@@ -123,10 +129,33 @@ func (s *Service) pollTenant(parent context.Context, t Tenant, passID int64, sta
 	}
 	s.obs.AlertsIngested(len(alerts))
 	s.log.DebugContext(ctx, "tenant fetched", "tenant", t.ID, "new", res.New, "changed", res.Changed, "deliveries", res.Deliveries)
+	if res.Deliveries > 0 {
+		// A customer channel sees one tenant: its storm is decided now, so
+		// its cards never wait for slower tenants. SOC channels wait for
+		// the end of the pass, which sees every tenant.
+		s.releaseCustomerChannels(context.WithoutCancel(ctx), t, passID)
+	}
 	if recovered {
-		s.recovered(ctx, t)
+		// The store keeps an offboard that happened during the fetch.
+		if cur, err := s.store.FindTenant(ctx, t.ID); err == nil && cur.State == TenantActive {
+			s.recovered(ctx, t)
+		}
 	}
 	return true
+}
+
+func (s *Service) releaseCustomerChannels(ctx context.Context, t Tenant, passID int64) {
+	chs, err := s.store.ChannelsOfTenant(ctx, t.ID)
+	if err != nil || len(chs) == 0 {
+		if err != nil {
+			s.logErr(ctx, "channels of tenant", "tenant", t.ID, "err", err)
+		}
+		return // finishPass releases them
+	}
+	if err := s.finishPass(ctx, passID, map[string]string{t.ID: t.Name}, chs); err != nil {
+		s.logErr(ctx, "release customer channels", "tenant", t.ID, "err", err)
+	}
+	s.kick()
 }
 
 // recovered tells everyone once that a failing tenant works again.
@@ -162,7 +191,8 @@ func (s *Service) fetchFailed(ctx context.Context, t Tenant, err error) {
 	if auth {
 		reason = "access refused (401/403)"
 	}
-	upd := TenantUpdate{LastError: &reason}
+	// Conditional on the state this pass saw: an offboard meanwhile wins.
+	upd := TenantUpdate{LastError: &reason, IfState: &t.State}
 	failures := t.AuthFailures
 	if auth {
 		failures++
@@ -178,7 +208,9 @@ func (s *Service) fetchFailed(ctx context.Context, t Tenant, err error) {
 		upd.NextAttempt = &next
 	}
 	if _, err := s.store.UpdateTenant(ctx, t.ID, upd); err != nil {
-		s.logErr(ctx, "update tenant", "tenant", t.ID, "err", err)
+		if ErrorCode(err) != ECONFLICT {
+			s.logErr(ctx, "update tenant", "tenant", t.ID, "err", err)
+		}
 		return
 	}
 	if turnsFailing {
@@ -246,28 +278,31 @@ func (s *Service) noticeMessage(ctx context.Context, ch ChannelRef, tenantID str
 	return d, nil
 }
 
-// finishPass turns storms into digests, then releases the pass's posts.
-func (s *Service) finishPass(ctx context.Context, passID int64, names map[string]string) error {
+// finishPass turns storms into digests, then releases the pass's posts:
+// of the given channels only, or of every channel when none is given. A
+// failed digest is logged and its posts released as cards: nothing may
+// stay held.
+func (s *Service) finishPass(ctx context.Context, passID int64, names map[string]string, channels []ChannelRef) error {
 	held, err := s.store.HeldPosts(ctx, passID)
 	if err != nil {
-		return err
+		return errors.Join(err, s.store.ReleaseHeld(ctx, passID, channels...))
 	}
 	for ch, posts := range held {
-		if len(posts) <= s.cfg.StormThreshold {
+		if len(posts) <= s.cfg.StormThreshold || (len(channels) > 0 && !slices.Contains(channels, ch)) {
 			continue
 		}
 		msg, lines := buildDigest(posts, names, s.cfg.Now())
 		payload, err := json.Marshal(msg)
-		if err != nil {
-			return err
+		if err == nil {
+			_, err = s.store.CreateDigest(ctx, Delivery{
+				Kind: DeliveryDigest, Channel: ch, Payload: payload, State: DeliveryPending, CreatedAt: s.cfg.Now(),
+			}, lines)
 		}
-		if _, err := s.store.CreateDigest(ctx, Delivery{
-			Kind: DeliveryDigest, Channel: ch, Payload: payload, State: DeliveryPending, CreatedAt: s.cfg.Now(),
-		}, lines); err != nil {
-			return fmt.Errorf("digest for %s: %w", ch, err)
+		if err != nil {
+			s.logErr(ctx, "storm digest failed; posting cards", "channel", ch, "err", err)
 		}
 	}
-	return s.store.ReleaseHeld(ctx, passID)
+	return s.store.ReleaseHeld(ctx, passID, channels...)
 }
 
 func buildDigest(posts []HeldPost, names map[string]string, now time.Time) (Message, map[int64]string) {

@@ -190,8 +190,10 @@ type OutboxStore interface {
 	// delivery (and on a digest's members); for an edit it also marks the
 	// delivery's pending edits up to lastEditID as sent.
 	MarkSent(ctx context.Context, entryID int64, messageID string, lastEditID int64) error
-	// MarkRetry puts the entry back to pending, due at next.
-	MarkRetry(ctx context.Context, entryID int64, next time.Time, reason string) error
+	// MarkRetry puts the entry back to pending, due at next. counted says
+	// whether this failure counts as an attempt (a rate limit does not);
+	// MarkInFlight never counts.
+	MarkRetry(ctx context.Context, entryID int64, next time.Time, reason string, counted bool) error
 	// MarkFailed fails the entry for good; a failed post fails its delivery
 	// and cancels the delivery's later entries.
 	MarkFailed(ctx context.Context, entryID int64, reason string) error
@@ -202,8 +204,9 @@ type OutboxStore interface {
 	// post entry, the members' post entries cancelled, members pointed at the
 	// digest (DigestID) with a thread entry each carrying lines[deliveryID].
 	CreateDigest(ctx context.Context, d Delivery, lines map[int64]string) (Delivery, error)
-	// ReleaseHeld makes held entries of passID (all passes when 0) pending.
-	ReleaseHeld(ctx context.Context, passID int64) error
+	// ReleaseHeld makes held entries of passID (all passes when 0) pending;
+	// only those of the given channels' deliveries when channels are given.
+	ReleaseHeld(ctx context.Context, passID int64, channels ...ChannelRef) error
 
 	// RecordChannelFailure notes a permanent failure; first is true only
 	// the first time since the channel last worked.
@@ -220,7 +223,8 @@ type WriteBackStore interface {
 	// NextWriteBacks returns pending write-backs due at now, oldest first.
 	NextWriteBacks(ctx context.Context, now time.Time, limit int) ([]WriteBack, error)
 	MarkWriteBackSent(ctx context.Context, id int64) error
-	MarkWriteBackRetry(ctx context.Context, id int64, next time.Time, reason string) error
+	// MarkWriteBackRetry puts it back, due at next; counted as for MarkRetry.
+	MarkWriteBackRetry(ctx context.Context, id int64, next time.Time, reason string, counted bool) error
 	// FailWriteBack fails it for good and adds threadText to every delivery of its alert.
 	FailWriteBack(ctx context.Context, id int64, reason, threadText string) error
 	PendingWriteBacks(ctx context.Context, tenantID string) ([]WriteBack, error)

@@ -40,6 +40,10 @@ type TenantUpdate struct {
 	LastError    *string
 	LastSuccess  *time.Time
 	NextAttempt  *time.Time
+	// IfState makes the update conditional: it applies only while the
+	// tenant is in this state, else ECONFLICT and nothing changes (a fetch
+	// must not undo an offboard that happened meanwhile).
+	IfState *TenantState
 }
 
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)

@@ -90,7 +90,11 @@ func (s *Service) applyWriteBack(ctx context.Context, wb WriteBack) bool {
 		return false // shutting down: stays pending, retried at next start
 	}
 	var se *SendError
-	permanent := errors.Is(err, ErrAuth) || (errors.As(err, &se) && se.Permanent) || wb.Attempts+1 >= writeBackMaxAttempts
+	errors.As(err, &se)
+	// Throttling is not the write-back's fault: it never counts towards
+	// giving up, however long Defender's budget keeps us waiting.
+	throttled := errors.Is(err, ErrThrottled) || (se != nil && se.RetryAfter > 0)
+	permanent := errors.Is(err, ErrAuth) || (se != nil && se.Permanent) || (!throttled && wb.Attempts+1 >= writeBackMaxAttempts)
 	if permanent {
 		reason := firstLine(err.Error())
 		if errors.Is(err, ErrAuth) {
@@ -111,7 +115,7 @@ func (s *Service) applyWriteBack(ctx context.Context, wb WriteBack) bool {
 	if se != nil && se.RetryAfter > 0 {
 		delay = se.RetryAfter
 	}
-	if err := s.store.MarkWriteBackRetry(rctx, wb.ID, s.cfg.Now().Add(delay), firstLine(err.Error())); err != nil {
+	if err := s.store.MarkWriteBackRetry(rctx, wb.ID, s.cfg.Now().Add(delay), firstLine(err.Error()), !throttled); err != nil {
 		s.logErr(ctx, "retry write-back", "err", err)
 	}
 	s.obs.WriteBackResult("retry")

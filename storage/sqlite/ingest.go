@@ -36,7 +36,9 @@ type ingestState struct {
 }
 
 // Ingest implements bot.AlertStore (see bot.IngestBatch). A revoked
-// tenant's alerts are stored but queue nothing: its cards are withdrawn.
+// tenant's alerts are stored but queue nothing: its cards are withdrawn;
+// and b.Tenant never changes its state. b.Tenant.IfState, unlike in
+// UpdateTenant, only skips the state change, not the ingest.
 // ENOTFOUND when the tenant does not exist.
 func (db *DB) Ingest(ctx context.Context, b bot.IngestBatch) (bot.IngestResult, error) {
 	var res bot.IngestResult
@@ -68,6 +70,12 @@ func (db *DB) Ingest(ctx context.Context, b bot.IngestBatch) (bot.IngestResult, 
 	var upd bot.TenantUpdate
 	if b.Tenant != nil {
 		upd = *b.Tenant
+	}
+	// The fetch began before this transaction: an offboarding (or another
+	// state change, per IfState) since then wins over the fetch's outcome,
+	// which is still recorded.
+	if t.State == bot.TenantRevoked || (upd.IfState != nil && t.State != *upd.IfState) {
+		upd.State, upd.ActivatedAt = nil, nil
 	}
 	sets, args := tenantSets(upd)
 	if !b.Watermark.IsZero() {

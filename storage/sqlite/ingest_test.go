@@ -107,6 +107,8 @@ func TestIngestClassifiesAndNotifies(t *testing.T) {
 	// Second pass: high unchanged, low raised to High, med moved to InProgress.
 	low.Severity = bot.SeverityHigh
 	med.Status = bot.StatusInProgress
+	low.LastUpdatedAt = low.LastUpdatedAt.Add(time.Minute)
+	med.LastUpdatedAt = med.LastUpdatedAt.Add(time.Minute)
 	res = ingest(t, db, tenantA, false, high, low, med)
 	if want := (bot.IngestResult{Changed: 2, Unchanged: 1, Deliveries: 2}); res != want {
 		t.Fatalf("second batch = %+v, want %+v", res, want)
@@ -199,6 +201,7 @@ func TestIngestKeepsFieldsOfPendingWriteBack(t *testing.T) {
 		t.Fatalf("pending write-backs = %d", len(wbs))
 	}
 	must(t, db.MarkWriteBackSent(ctx, wbs[0].ID))
+	a.LastUpdatedAt = a.LastUpdatedAt.Add(time.Minute) // a newer version
 	res = ingest(t, db, tenantA, false, a)
 	if res.Changed != 1 {
 		t.Fatalf("after the write-back = %+v, want changed", res)
@@ -250,7 +253,7 @@ func TestIngestRepeatedAlertInBatch(t *testing.T) {
 	db := setup(t)
 	a := testAlert(t, tenantA, "dup", bot.SeverityHigh)
 	b := a
-	b.Status = bot.StatusInProgress
+	b.Status, b.LastUpdatedAt = bot.StatusInProgress, a.LastUpdatedAt.Add(time.Minute)
 	res := ingest(t, db, tenantA, false, a, b)
 	if want := (bot.IngestResult{New: 1, Changed: 1, Deliveries: 2}); res != want {
 		t.Fatalf("result = %+v, want %+v", res, want)
@@ -321,7 +324,7 @@ func TestIngestRevokedTenantQueuesNothing(t *testing.T) {
 	ingest(t, db, tenantA, false, testAlert(t, tenantA, "early", bot.SeverityHigh))
 	must(t, db.RevokeTenant(ctx, tenantA))
 	changed := testAlert(t, tenantA, "early", bot.SeverityHigh)
-	changed.Status = bot.StatusResolved
+	changed.Status, changed.LastUpdatedAt = bot.StatusResolved, changed.LastUpdatedAt.Add(time.Minute)
 	late := testAlert(t, tenantA, "late", bot.SeverityHigh)
 	// Even a plan that insists on channels gets no card for a revoked tenant.
 	pushy := func(in bot.PlanInput) bot.PlanOutput {
@@ -404,5 +407,48 @@ func TestIngestSavesTenantOutcomeInSameTransaction(t *testing.T) {
 	must(t, err)
 	if tn, _ = db.FindTenant(ctx, tenantA); !tn.LastSuccess.Equal(later) {
 		t.Fatalf("an empty batch did not save the outcome: %+v", tn.LastSuccess)
+	}
+}
+
+// An offboarding that lands during a fetch wins over the fetch's outcome:
+// the tenant stays revoked (not polled, no "lost access" notices), while
+// the outcome's other fields are still recorded.
+func TestIngestNeverChangesRevokedState(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	must(t, db.RevokeTenant(ctx, tenantA))
+	now := t0.Add(time.Hour)
+	active := bot.TenantActive
+	_, err := db.Ingest(ctx, bot.IngestBatch{TenantID: tenantA, Now: now, Plan: bot.PlanIngest,
+		Tenant: &bot.TenantUpdate{State: &active, LastSuccess: &now, ActivatedAt: &now}})
+	must(t, err)
+	tn, err := db.FindTenant(ctx, tenantA)
+	must(t, err)
+	if tn.State != bot.TenantRevoked || !tn.LastSuccess.Equal(now) || !tn.ActivatedAt.IsZero() {
+		t.Fatalf("revoked tenant after ingest = %+v", tn)
+	}
+
+	// IfState: the state changes only from the expected state; the ingest
+	// and the rest of the outcome still go through.
+	failing, pending := bot.TenantFailing, bot.TenantPending
+	_, err = db.UpdateTenant(ctx, tenantB, bot.TenantUpdate{State: &pending})
+	must(t, err)
+	_, err = db.Ingest(ctx, bot.IngestBatch{TenantID: tenantB, Now: now, Plan: bot.PlanIngest,
+		Tenant: &bot.TenantUpdate{State: &active, IfState: &failing, LastSuccess: &now},
+		Alerts: []bot.Alert{testAlert(t, tenantB, "i1", bot.SeverityHigh)}})
+	must(t, err)
+	if tn, _ = db.FindTenant(ctx, tenantB); tn.State != bot.TenantPending || !tn.LastSuccess.Equal(now) {
+		t.Fatalf("tenant B after a mismatched IfState = %+v", tn)
+	}
+	if _, err := db.FindAlert(ctx, tenantB, "i1"); err != nil {
+		t.Fatalf("alert not stored: %v", err)
+	}
+	_, err = db.UpdateTenant(ctx, tenantB, bot.TenantUpdate{State: &failing})
+	must(t, err)
+	_, err = db.Ingest(ctx, bot.IngestBatch{TenantID: tenantB, Now: now, Plan: bot.PlanIngest,
+		Tenant: &bot.TenantUpdate{State: &active, IfState: &failing}})
+	must(t, err)
+	if tn, _ = db.FindTenant(ctx, tenantB); tn.State != bot.TenantActive {
+		t.Fatalf("tenant B after a matching IfState = %s", tn.State)
 	}
 }

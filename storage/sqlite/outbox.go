@@ -236,19 +236,32 @@ func (db *DB) EditDelivery(ctx context.Context, id int64, payload []byte, thread
 	return nil
 }
 
+// outboxPerChannel caps one channel's share of a NextOutbox call, so a
+// channel with a long backlog (a storm, or one held by a rate limit) cannot
+// fill the batch while other channels' entries wait.
+const outboxPerChannel = 20
+
 // NextOutbox implements bot.OutboxStore. An entry is returned only when
 // every earlier entry of its delivery is finished (sent, failed or
-// cancelled), so at most one per delivery, in entry order.
+// cancelled), so at most one per delivery, in entry order; and at most
+// outboxPerChannel of one channel.
 func (db *DB) NextOutbox(ctx context.Context, now time.Time, limit int) ([]bot.OutboxItem, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	items, err := queryItems(ctx, db.r, itemQuery+`
+	items, err := queryItems(ctx, db.r, `WITH ready AS (
+		SELECT o.id, ROW_NUMBER() OVER (PARTITION BY d.channel ORDER BY o.id) AS n
+		FROM outbox o
+		JOIN deliveries d ON d.id = o.delivery_id
+		LEFT JOIN deliveries g ON g.id = d.digest_id
 		WHERE o.state = 'pending' AND o.next_attempt <= ?
 		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.delivery_id = o.delivery_id AND p.id < o.id
 			AND p.state IN ('held', 'pending', 'inflight'))
-		AND (o.kind = 'post' OR COALESCE(g.message_id, d.message_id, '') != '')
-		ORDER BY o.id LIMIT ?`, tm(now), limit)
+		AND (o.kind = 'post' OR COALESCE(g.message_id, d.message_id, '') != ''))
+		`+itemQuery+`
+		JOIN ready r ON r.id = o.id
+		WHERE r.n <= ?
+		ORDER BY o.id LIMIT ?`, tm(now), outboxPerChannel, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: next outbox: %w", err)
 	}
@@ -273,7 +286,8 @@ func entryState(ctx context.Context, tx *sql.Tx, id int64) (kind bot.OutboxKind,
 	return kind, deliveryID, state, err
 }
 
-// MarkInFlight implements bot.OutboxStore and counts an attempt. Only a
+// MarkInFlight implements bot.OutboxStore; it does not count an attempt
+// (MarkRetry and MarkFailed do, once the outcome is known). Only a
 // pending entry can be taken, so two senders never both get it: ECONFLICT
 // otherwise (taken already, or cancelled by offboarding meanwhile). After
 // a crash, MarkSent or MarkRetry settle an in-flight entry.
@@ -290,7 +304,7 @@ func (db *DB) MarkInFlight(ctx context.Context, entryID int64) error {
 	if state != bot.OutboxPending {
 		return bot.Errorf(bot.ECONFLICT, "Outbox entry %d is %s.", entryID, state)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'inflight', attempts = attempts + 1 WHERE id = ?`, entryID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'inflight' WHERE id = ?`, entryID); err != nil {
 		return fmt.Errorf("sqlite: mark in flight: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -300,7 +314,9 @@ func (db *DB) MarkInFlight(ctx context.Context, entryID int64) error {
 }
 
 // MarkSent implements bot.OutboxStore. A post needs the message id: it is
-// the root of every later line.
+// the root of every later line. A delivery cancelled while its post was in
+// flight (unlink, offboard) gets the message id but stays cancelled, so no
+// later line or edit reaches the channel.
 func (db *DB) MarkSent(ctx context.Context, entryID int64, messageID string, lastEditID int64) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -318,8 +334,10 @@ func (db *DB) MarkSent(ctx context.Context, entryID int64, messageID string, las
 	switch kind {
 	case bot.OutboxPost:
 		steps = append(steps,
-			step{`UPDATE deliveries SET message_id = ?, state = 'posted', error = '' WHERE id = ?`, []any{messageID, deliveryID}},
-			// A digest's members thread under the digest's message.
+			step{`UPDATE deliveries SET message_id = ?, error = '',
+				state = CASE WHEN state = 'cancelled' THEN state ELSE 'posted' END WHERE id = ?`, []any{messageID, deliveryID}},
+			// A digest's members thread under the digest's message; a member
+			// cancelled meanwhile stays cancelled (as does a failed one).
 			step{`UPDATE deliveries SET message_id = ?, state = CASE WHEN state = 'pending' THEN 'posted' ELSE state END
 				WHERE digest_id = ?`, []any{messageID, deliveryID}})
 	case bot.OutboxEdit:
@@ -335,9 +353,9 @@ func (db *DB) MarkSent(ctx context.Context, entryID int64, messageID string, las
 	return nil
 }
 
-// MarkRetry implements bot.OutboxStore. An entry finished meanwhile (say,
-// cancelled by offboarding) stays finished.
-func (db *DB) MarkRetry(ctx context.Context, entryID int64, next time.Time, reason string) error {
+// MarkRetry implements bot.OutboxStore; attempts grows only when counted.
+// An entry finished meanwhile (say, cancelled by offboarding) stays finished.
+func (db *DB) MarkRetry(ctx context.Context, entryID int64, next time.Time, reason string, counted bool) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: mark retry: %w", err)
@@ -346,8 +364,8 @@ func (db *DB) MarkRetry(ctx context.Context, entryID int64, next time.Time, reas
 	if _, _, _, err := entryState(ctx, tx, entryID); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'pending', next_attempt = ?, error = ?
-		WHERE id = ? AND state IN ('pending', 'inflight')`, tm(next), reason, entryID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'pending', next_attempt = ?, error = ?, attempts = attempts + ?
+		WHERE id = ? AND state IN ('pending', 'inflight')`, tm(next), reason, boolInt(counted), entryID); err != nil {
 		return fmt.Errorf("sqlite: mark retry: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -356,8 +374,9 @@ func (db *DB) MarkRetry(ctx context.Context, entryID int64, next time.Time, reas
 	return nil
 }
 
-// MarkFailed implements bot.OutboxStore. A failed digest post also fails
-// its members, whose lines would otherwise wait for a root forever.
+// MarkFailed implements bot.OutboxStore and counts the failed attempt. A
+// failed digest post also fails its members, whose lines would otherwise
+// wait for a root forever.
 func (db *DB) MarkFailed(ctx context.Context, entryID int64, reason string) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -368,7 +387,7 @@ func (db *DB) MarkFailed(ctx context.Context, entryID int64, reason string) erro
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'failed', error = ? WHERE id = ?`, reason, entryID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?`, reason, entryID); err != nil {
 		return fmt.Errorf("sqlite: mark failed: %w", err)
 	}
 	if kind == bot.OutboxPost {
@@ -423,8 +442,12 @@ func (db *DB) HeldPosts(ctx context.Context, passID int64) (map[bot.ChannelRef][
 }
 
 // CreateDigest implements bot.OutboxStore. Members must be alert
-// deliveries of d's channel whose post is not sent yet (held or pending);
-// else EINVALID / ECONFLICT and nothing changes.
+// deliveries of d's channel not in a digest yet, else EINVALID (ENOTFOUND
+// for a missing one) and nothing changes. A member whose post is no longer
+// held or pending (posted, or cancelled by an unlink or offboarding since
+// the pass listed it) is left out; when no member is left, ECONFLICT and
+// nothing is stored. Members' queued edits are cancelled: a member has no
+// card of its own, and an edit would replace the digest's message.
 func (db *DB) CreateDigest(ctx context.Context, d bot.Delivery, lines map[int64]string) (bot.Delivery, error) {
 	if !d.Channel.Valid() {
 		return d, bot.Errorf(bot.EINVALID, "A digest needs a valid channel.")
@@ -452,6 +475,7 @@ func (db *DB) CreateDigest(ctx context.Context, d bot.Delivery, lines map[int64]
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	joined := 0
 	for _, id := range ids {
 		m, err := findDelivery(ctx, tx, id)
 		if err != nil {
@@ -459,6 +483,9 @@ func (db *DB) CreateDigest(ctx context.Context, d bot.Delivery, lines map[int64]
 		}
 		if m.Kind != bot.DeliveryAlert || m.Channel != d.Channel || m.DigestID != 0 {
 			return d, bot.Errorf(bot.EINVALID, "Message %d cannot join a digest in %s.", id, d.Channel)
+		}
+		if m.State != bot.DeliveryPending {
+			continue // cancelled (or failed) meanwhile
 		}
 		r, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'cancelled'
 			WHERE delivery_id = ? AND kind = 'post' AND state IN ('held', 'pending')`, id)
@@ -468,7 +495,11 @@ func (db *DB) CreateDigest(ctx context.Context, d bot.Delivery, lines map[int64]
 		if n, err := r.RowsAffected(); err != nil {
 			return d, fmt.Errorf("sqlite: create digest: %w", err)
 		} else if n == 0 {
-			return d, bot.Errorf(bot.ECONFLICT, "Message %d is already posted.", id)
+			continue // its post is on its way or sent: it keeps its card
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'cancelled'
+			WHERE delivery_id = ? AND kind = 'edit' AND state IN ('held', 'pending')`, id); err != nil {
+			return d, fmt.Errorf("sqlite: create digest: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET digest_id = ? WHERE id = ?`, d.ID, id); err != nil {
 			return d, fmt.Errorf("sqlite: create digest: %w", err)
@@ -477,6 +508,11 @@ func (db *DB) CreateDigest(ctx context.Context, d bot.Delivery, lines map[int64]
 			State: bot.OutboxPending, NextAttempt: now, CreatedAt: now}); err != nil {
 			return d, fmt.Errorf("sqlite: create digest: %w", err)
 		}
+		joined++
+	}
+	if joined == 0 {
+		d.ID = 0
+		return d, bot.Errorf(bot.ECONFLICT, "None of the messages for a digest in %s is still waiting to be posted.", d.Channel)
 	}
 	if err := tx.Commit(); err != nil {
 		return d, fmt.Errorf("sqlite: create digest: %w", err)
@@ -485,7 +521,7 @@ func (db *DB) CreateDigest(ctx context.Context, d bot.Delivery, lines map[int64]
 }
 
 // ReleaseHeld implements bot.OutboxStore.
-func (db *DB) ReleaseHeld(ctx context.Context, passID int64) error {
+func (db *DB) ReleaseHeld(ctx context.Context, passID int64, channels ...bot.ChannelRef) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: release held: %w", err)
@@ -494,6 +530,12 @@ func (db *DB) ReleaseHeld(ctx context.Context, passID int64) error {
 	query, args := `UPDATE outbox SET state = 'pending' WHERE state = 'held'`, []any{}
 	if passID != 0 {
 		query, args = query+` AND pass_id = ?`, append(args, passID)
+	}
+	if len(channels) > 0 {
+		query += ` AND delivery_id IN (SELECT id FROM deliveries WHERE channel IN (` + placeholders(len(channels)) + `))`
+		for _, ch := range channels {
+			args = append(args, string(ch))
+		}
 	}
 	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 		return fmt.Errorf("sqlite: release held: %w", err)

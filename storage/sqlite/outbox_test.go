@@ -209,7 +209,7 @@ func TestDigestFlow(t *testing.T) {
 
 	// A later change threads under the digest: a line, no edit.
 	changed := testAlert(t, tenantA, "s1", bot.SeverityHigh)
-	changed.Status = bot.StatusResolved
+	changed.Status, changed.LastUpdatedAt = bot.StatusResolved, changed.LastUpdatedAt.Add(time.Minute)
 	ingest(t, db, tenantA, false, changed)
 	es := outboxOf(t, db, tenantA, "s1")
 	if got := kinds(es[3:]); got != "slack:C0CONTOSO thread pending\nslack:C0SOC thread pending\nslack:C0SOC edit pending\n" {
@@ -279,7 +279,7 @@ func TestInFlightSurvivesRestart(t *testing.T) {
 	left, err := db.InFlight(ctx)
 	must(t, err)
 	if len(left) != 1 || left[0].Entry.ID != items[0].Entry.ID || left[0].Entry.State != bot.OutboxInFlight ||
-		left[0].Entry.Attempts != 1 || left[0].Delivery.AlertID != "c1" || left[0].Delivery.Key() == "" {
+		left[0].Entry.Attempts != 0 || left[0].Delivery.AlertID != "c1" || left[0].Delivery.Key() == "" {
 		t.Fatalf("InFlight = %+v", left)
 	}
 	if _, got := next(t, db, t0); got != "" {
@@ -308,6 +308,11 @@ func TestMarkFailedCancelsLaterEntries(t *testing.T) {
 	must(t, err)
 	if d.State != bot.DeliveryFailed || d.Error != "channel_not_found" {
 		t.Fatalf("delivery = %+v", d)
+	}
+	var attempts int
+	must(t, db.r.QueryRow(`SELECT attempts FROM outbox WHERE id = ?`, postA.Entry.ID).Scan(&attempts))
+	if attempts != 1 {
+		t.Fatalf("failed post attempts = %d, want 1 (the failure counts)", attempts)
 	}
 	want := "slack:C0CONTOSO post failed\nslack:C0SOC post pending\nslack:C0CONTOSO thread cancelled\n" +
 		"slack:C0SOC thread pending\nslack:C0CONTOSO edit cancelled\nslack:C0SOC edit pending\n"
@@ -340,20 +345,27 @@ func TestMarkRetryAndErrors(t *testing.T) {
 	ingest(t, db, tenantA, false, testAlert(t, tenantA, "r1", bot.SeverityMedium))
 	items, _ := next(t, db, t0)
 	id := items[0].Entry.ID
+	// Taking an entry is not an attempt; a rate limit is not one either.
 	must(t, db.MarkInFlight(ctx, id))
-	must(t, db.MarkRetry(ctx, id, t0.Add(time.Minute), "rate limited"))
+	must(t, db.MarkRetry(ctx, id, t0.Add(time.Minute), "rate limited", false))
 	if _, got := next(t, db, t0); got != "" {
 		t.Fatalf("a retry was offered before it was due:\n%s", got)
 	}
 	items, _ = next(t, db, t0.Add(time.Minute))
-	if len(items) != 1 || items[0].Entry.Attempts != 1 || items[0].Entry.Error != "rate limited" || !items[0].Entry.NextAttempt.Equal(t0.Add(time.Minute)) {
+	if len(items) != 1 || items[0].Entry.Attempts != 0 || items[0].Entry.Error != "rate limited" || !items[0].Entry.NextAttempt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("rate-limited item = %+v", items)
+	}
+	must(t, db.MarkInFlight(ctx, id))
+	must(t, db.MarkRetry(ctx, id, t0.Add(time.Minute), "500", true))
+	items, _ = next(t, db, t0.Add(time.Minute))
+	if len(items) != 1 || items[0].Entry.Attempts != 1 || items[0].Entry.Error != "500" {
 		t.Fatalf("retried item = %+v", items)
 	}
 
 	for name, err := range map[string]error{
 		"MarkInFlight": db.MarkInFlight(ctx, 424242),
 		"MarkSent":     db.MarkSent(ctx, 424242, "m", 0),
-		"MarkRetry":    db.MarkRetry(ctx, 424242, t0, "x"),
+		"MarkRetry":    db.MarkRetry(ctx, 424242, t0, "x", true),
 		"MarkFailed":   db.MarkFailed(ctx, 424242, "x"),
 	} {
 		if bot.ErrorCode(err) != bot.ENOTFOUND {
@@ -363,14 +375,19 @@ func TestMarkRetryAndErrors(t *testing.T) {
 	wantCode(t, db.MarkSent(ctx, id, "", 0), bot.EINVALID)
 	// Recovery after a crash: an in-flight entry goes back to pending.
 	must(t, db.MarkInFlight(ctx, id))
-	must(t, db.MarkRetry(ctx, id, t0, "recovered after restart"))
+	must(t, db.MarkRetry(ctx, id, t0, "recovered after restart", false))
 	items, _ = next(t, db, t0.Add(time.Minute))
 	send(t, db, items[0], "m1")
 	wantCode(t, db.MarkInFlight(ctx, id), bot.ECONFLICT)
 	// A retry cannot bring a finished entry back.
-	must(t, db.MarkRetry(ctx, id, t0, "late"))
+	must(t, db.MarkRetry(ctx, id, t0, "late", true))
 	if got := kinds(outboxOf(t, db, tenantA, "r1")); got != "slack:C0CONTOSO post sent\n" {
 		t.Fatalf("entries:\n%s", got)
+	}
+	var attempts int
+	must(t, db.r.QueryRow(`SELECT attempts FROM outbox WHERE id = ?`, id).Scan(&attempts))
+	if attempts != 1 {
+		t.Fatalf("attempts = %d after one counted failure, want 1", attempts)
 	}
 }
 
@@ -478,5 +495,183 @@ func TestDeliveryIDsNotReusedAfterPurge(t *testing.T) {
 	must(t, err)
 	if n[0].ID <= ds[0].ID || d.ID <= n[0].ID {
 		t.Fatalf("ids: purged %d, then %d and %d", ds[0].ID, n[0].ID, d.ID)
+	}
+}
+
+// One channel's backlog must not fill the whole batch: a rate-limited or
+// storming channel would otherwise starve every other channel.
+func TestNextOutboxIsFairAcrossChannels(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	for range 250 {
+		_, err := db.CreateDelivery(ctx, bot.Delivery{Kind: bot.DeliveryNotice, Channel: chanA, CreatedAt: t0})
+		must(t, err)
+	}
+	b, err := db.CreateDelivery(ctx, bot.Delivery{Kind: bot.DeliveryNotice, Channel: chanB, CreatedAt: t0})
+	must(t, err)
+	items, err := db.NextOutbox(ctx, t0, 200)
+	must(t, err)
+	perChannel := map[bot.ChannelRef]int{}
+	for i, it := range items {
+		perChannel[it.Delivery.Channel]++
+		if i > 0 && it.Entry.ID <= items[i-1].Entry.ID {
+			t.Fatalf("items out of entry order at %d", i)
+		}
+	}
+	if perChannel[chanB] != 1 || items[len(items)-1].Delivery.ID != b.ID {
+		t.Fatalf("channel B's entry was not returned (per channel: %v)", perChannel)
+	}
+	if perChannel[chanA] != outboxPerChannel {
+		t.Fatalf("channel A got %d items, want %d", perChannel[chanA], outboxPerChannel)
+	}
+	// The cap still leaves the oldest first, and a small limit still wins.
+	if items[0].Delivery.Channel != chanA || items[0].Entry.ID != 1 {
+		t.Fatalf("first item = %+v", items[0].Entry)
+	}
+	if items, _ := db.NextOutbox(ctx, t0, 5); len(items) != 5 || items[4].Delivery.Channel != chanA {
+		t.Fatalf("limit 5 = %d items", len(items))
+	}
+}
+
+// A card unlinked (or offboarded) while its post is in flight stays
+// cancelled once the post lands: later lines and edits must not reach the
+// channel.
+func TestMarkSentKeepsCancelledDelivery(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	ingest(t, db, tenantA, false, testAlert(t, tenantA, "if1", bot.SeverityHigh))
+	items, _ := next(t, db, t0)
+	post := find(items, chanA, bot.OutboxPost)
+	must(t, db.MarkInFlight(ctx, post.Entry.ID))
+	must(t, db.Unlink(ctx, chanA))
+	must(t, db.MarkSent(ctx, post.Entry.ID, "m-if1", 0))
+	d, err := db.FindDelivery(ctx, post.Delivery.ID)
+	must(t, err)
+	if d.State != bot.DeliveryCancelled || d.MessageID != "m-if1" {
+		t.Fatalf("delivery after the late post = %+v, want cancelled with its message id", d)
+	}
+	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "if1", ThreadText: "ack", Now: t0}))
+	changed := testAlert(t, tenantA, "if1", bot.SeverityHigh)
+	changed.Status, changed.LastUpdatedAt = bot.StatusResolved, changed.LastUpdatedAt.Add(time.Minute)
+	ingest(t, db, tenantA, false, changed)
+	for _, e := range outboxOf(t, db, tenantA, "if1") {
+		if e.Channel == chanA && e.Kind != bot.OutboxPost {
+			t.Fatalf("unlinked channel got a %s entry: %+v", e.Kind, e)
+		}
+	}
+}
+
+// A digest member has no card of its own: an edit queued before the
+// digest (an ack during the pass) would overwrite the digest's message.
+func TestCreateDigestCancelsMemberEdits(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	_, err := db.Ingest(ctx, bot.IngestBatch{TenantID: tenantA, PassID: 4, Hold: true, SOC: []bot.ChannelRef{chanSOC},
+		Now: t0, Plan: bot.PlanIngest, Alerts: []bot.Alert{
+			testAlert(t, tenantA, "e1", bot.SeverityHigh), testAlert(t, tenantA, "e2", bot.SeverityHigh)}})
+	must(t, err)
+	st := bot.StatusInProgress
+	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "e1", Update: bot.AlertUpdate{Status: &st},
+		ThreadText: "ack", Now: t0}))
+	held, err := db.HeldPosts(ctx, 4)
+	must(t, err)
+	lines := map[int64]string{}
+	for _, h := range held[chanA] {
+		lines[h.DeliveryID] = "line " + h.AlertID
+	}
+	_, err = db.CreateDigest(ctx, bot.Delivery{Channel: chanA, TenantID: tenantA, CreatedAt: t0}, lines)
+	must(t, err)
+	want := "slack:C0CONTOSO post cancelled\nslack:C0SOC post held\n" +
+		"slack:C0CONTOSO thread pending\nslack:C0SOC thread pending\n" +
+		"slack:C0CONTOSO edit cancelled\nslack:C0SOC edit pending\n" +
+		"slack:C0CONTOSO thread pending\n"
+	if got := kinds(outboxOf(t, db, tenantA, "e1")); got != want {
+		t.Fatalf("e1 entries:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// Members cancelled between HeldPosts and CreateDigest (an offboarding, an
+// unlink) are left out instead of failing the digest, which would leave
+// the rest of the pass held; with no member left, nothing is stored.
+func TestCreateDigestSkipsGoneMembers(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	for _, tenant := range []string{tenantA, tenantB} {
+		_, err := db.Ingest(ctx, bot.IngestBatch{TenantID: tenant, PassID: 6, Hold: true, SOC: []bot.ChannelRef{chanSOC},
+			Now: t0, Plan: bot.PlanIngest, Alerts: []bot.Alert{
+				testAlert(t, tenant, "g1", bot.SeverityHigh), testAlert(t, tenant, "g2", bot.SeverityHigh)}})
+		must(t, err)
+	}
+	held, err := db.HeldPosts(ctx, 6)
+	must(t, err)
+	if len(held[chanSOC]) != 4 {
+		t.Fatalf("held = %+v", held)
+	}
+	lines := map[int64]string{}
+	for _, h := range held[chanSOC] {
+		lines[h.DeliveryID] = "line " + h.AlertID
+	}
+	must(t, db.RevokeTenant(ctx, tenantB))
+	dg, err := db.CreateDigest(ctx, bot.Delivery{Channel: chanSOC, CreatedAt: t0}, lines)
+	must(t, err)
+	for _, h := range held[chanSOC] {
+		m, err := db.FindDelivery(ctx, h.DeliveryID)
+		must(t, err)
+		if wantIn := h.TenantID == tenantA; (m.DigestID == dg.ID) != wantIn {
+			t.Fatalf("member %s/%s digest id = %d (digest %d)", h.TenantID, h.AlertID, m.DigestID, dg.ID)
+		}
+	}
+	if got := kinds(outboxOf(t, db, tenantB, "g1")); got != "slack:C0FABRIKAM post cancelled\nslack:C0SOC post cancelled\n" {
+		t.Fatalf("a revoked tenant's alert got a digest line:\n%s", got)
+	}
+	must(t, db.ReleaseHeld(ctx, 6))
+	items, _ := next(t, db, t0)
+	var soc []int64
+	for _, it := range items {
+		if it.Delivery.Channel == chanSOC {
+			soc = append(soc, it.Delivery.ID)
+		}
+	}
+	if len(soc) != 1 || soc[0] != dg.ID {
+		t.Fatalf("SOC deliveries due after the pass: %v, want only the digest %d", soc, dg.ID)
+	}
+
+	// Nothing left to digest: ECONFLICT, and no digest is stored.
+	_, err = db.Ingest(ctx, bot.IngestBatch{TenantID: tenantA, PassID: 7, Hold: true, Now: t0, Plan: bot.PlanIngest,
+		Alerts: []bot.Alert{testAlert(t, tenantA, "g3", bot.SeverityHigh)}})
+	must(t, err)
+	held, err = db.HeldPosts(ctx, 7)
+	must(t, err)
+	must(t, db.Unlink(ctx, chanA))
+	dg2, err := db.CreateDigest(ctx, bot.Delivery{Channel: chanA, CreatedAt: t0}, map[int64]string{held[chanA][0].DeliveryID: "l"})
+	wantCode(t, err, bot.ECONFLICT)
+	var n int
+	must(t, db.r.QueryRow(`SELECT count(*) FROM deliveries WHERE kind = 'digest'`).Scan(&n))
+	if n != 1 || dg2.ID != 0 {
+		t.Fatalf("%d digests stored (want 1), returned id %d", n, dg2.ID)
+	}
+}
+
+// Releasing a pass channel by channel leaves the other channels' posts held.
+func TestReleaseHeldByChannel(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	for _, tenant := range []string{tenantA, tenantB} {
+		_, err := db.Ingest(ctx, bot.IngestBatch{TenantID: tenant, PassID: 9, Hold: true, SOC: []bot.ChannelRef{chanSOC},
+			Now: t0, Plan: bot.PlanIngest, Alerts: []bot.Alert{testAlert(t, tenant, "r1", bot.SeverityHigh)}})
+		must(t, err)
+	}
+	must(t, db.ReleaseHeld(ctx, 9, chanA, chanB))
+	want := "slack:C0CONTOSO post pending\nslack:C0SOC post held\n"
+	if got := kinds(outboxOf(t, db, tenantA, "r1")); got != want {
+		t.Fatalf("after releasing A and B:\n%s\nwant\n%s", got, want)
+	}
+	must(t, db.ReleaseHeld(ctx, 8, chanSOC)) // another pass: nothing
+	if got := kinds(outboxOf(t, db, tenantB, "r1")); got != "slack:C0FABRIKAM post pending\nslack:C0SOC post held\n" {
+		t.Fatalf("another pass's release touched pass 9:\n%s", got)
+	}
+	must(t, db.ReleaseHeld(ctx, 0, chanSOC))
+	if got := kinds(outboxOf(t, db, tenantB, "r1")); got != "slack:C0FABRIKAM post pending\nslack:C0SOC post pending\n" {
+		t.Fatalf("after releasing SOC for all passes:\n%s", got)
 	}
 }

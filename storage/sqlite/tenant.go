@@ -120,7 +120,8 @@ func (db *DB) CreateTenant(ctx context.Context, t bot.Tenant) error {
 	return nil
 }
 
-// UpdateTenant implements bot.TenantStore.
+// UpdateTenant implements bot.TenantStore. With upd.IfState it changes
+// nothing unless the tenant is in that state (ECONFLICT otherwise).
 func (db *DB) UpdateTenant(ctx context.Context, id string, upd bot.TenantUpdate) (bot.Tenant, error) {
 	id = bot.NormalizeTenantID(id)
 	sets, args := tenantSets(upd)
@@ -130,20 +131,21 @@ func (db *DB) UpdateTenant(ctx context.Context, id string, upd bot.TenantUpdate)
 		return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
 	}
 	defer tx.Rollback()
-	if len(sets) > 0 {
-		r, err := tx.ExecContext(ctx, `UPDATE tenants SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...)
-		if err != nil {
-			return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
-		}
-		if n, err := r.RowsAffected(); err != nil {
-			return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
-		} else if n == 0 {
-			return bot.Tenant{}, bot.Errorf(bot.ENOTFOUND, "Tenant %s not found.", id)
-		}
-	}
 	t, err := findTenant(ctx, tx, id)
 	if err != nil {
 		return t, err
+	}
+	if upd.IfState != nil && t.State != *upd.IfState {
+		return t, bot.Errorf(bot.ECONFLICT, "Tenant %s is %s, not %s.", id, t.State, *upd.IfState)
+	}
+	if len(sets) > 0 {
+		// The transaction holds the write lock: the state read above is current.
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...); err != nil {
+			return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
+		}
+		if t, err = findTenant(ctx, tx, id); err != nil {
+			return t, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return bot.Tenant{}, fmt.Errorf("sqlite: update tenant: %w", err)
@@ -436,7 +438,8 @@ func deleteLinks(ctx context.Context, tx *sql.Tx, tenantID, query string, args .
 
 // RevokeTenant implements bot.TenantStore. It cancels the unsent entries
 // of the tenant's alert deliveries only: notices and prompts (such as the
-// offboarding notice itself) still go out.
+// offboarding notice itself) still go out. Cards in the tenant's channels
+// are detached (cancelled); SOC cards stay posted, as history.
 func (db *DB) RevokeTenant(ctx context.Context, id string) error {
 	id = bot.NormalizeTenantID(id)
 	now := tm(db.now())
@@ -454,8 +457,12 @@ func (db *DB) RevokeTenant(ctx context.Context, id string) error {
 	} else if n == 0 {
 		return bot.Errorf(bot.ENOTFOUND, "Tenant %s not found.", id)
 	}
+	// Its channels' cards are detached as by Unlink: a later change (or the
+	// tenant onboarded again elsewhere) must not reach them.
+	if err := deleteLinks(ctx, tx, id, `DELETE FROM links WHERE tenant_id = ? RETURNING channel`, id); err != nil {
+		return fmt.Errorf("sqlite: revoke tenant: %w", err)
+	}
 	steps := []string{
-		`DELETE FROM links WHERE tenant_id = ?1`,
 		// Cards never posted are withdrawn with their entries.
 		`UPDATE deliveries SET state = 'cancelled' WHERE tenant_id = ?1 AND kind = 'alert' AND state = 'pending'
 			AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.delivery_id = deliveries.id AND o.kind = 'post'

@@ -268,3 +268,59 @@ func TestUnlinkDetachesDeliveries(t *testing.T) {
 		t.Fatal("the SOC channel lost its thread line")
 	}
 }
+
+// IfState makes an update conditional: a fetch's outcome must not undo an
+// offboarding that landed while it ran.
+func TestUpdateTenantIfState(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t)
+	mustTenant(t, db, tenantA, "Contoso", bot.TenantActive)
+	failing, active, revoked, fails := bot.TenantFailing, bot.TenantActive, bot.TenantRevoked, 3
+	must(t, db.RevokeTenant(ctx, tenantA))
+	_, err := db.UpdateTenant(ctx, tenantA, bot.TenantUpdate{State: &failing, AuthFailures: &fails, IfState: &active})
+	wantCode(t, err, bot.ECONFLICT)
+	got, err := db.FindTenant(ctx, tenantA)
+	must(t, err)
+	if got.State != bot.TenantRevoked || got.AuthFailures != 0 {
+		t.Fatalf("a refused update changed the tenant: %+v", got)
+	}
+	got, err = db.UpdateTenant(ctx, tenantA, bot.TenantUpdate{AuthFailures: &fails, IfState: &revoked})
+	must(t, err)
+	if got.State != bot.TenantRevoked || got.AuthFailures != 3 {
+		t.Fatalf("a matching update = %+v", got)
+	}
+	_, err = db.UpdateTenant(ctx, tenantB, bot.TenantUpdate{State: &failing, IfState: &active})
+	wantCode(t, err, bot.ENOTFOUND)
+}
+
+// Offboarding detaches the tenant's channels like Unlink: their cards get
+// no later lines or edits, even once the tenant is onboarded elsewhere;
+// the SOC's cards stay live.
+func TestRevokeTenantDetachesChannels(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	ingest(t, db, tenantA, false, testAlert(t, tenantA, "old", bot.SeverityHigh))
+	items, _ := next(t, db, t0)
+	for i, it := range items {
+		send(t, db, it, fmt.Sprintf("m%d", i))
+	}
+	must(t, db.RevokeTenant(ctx, tenantA))
+	ds, err := db.DeliveriesOfAlert(ctx, tenantA, "old")
+	must(t, err)
+	if len(ds) != 2 || ds[0].Channel != chanA || ds[0].State != bot.DeliveryCancelled || ds[1].State != bot.DeliveryPosted {
+		t.Fatalf("deliveries after offboarding = %+v", ds)
+	}
+
+	// Onboarded again, in another channel.
+	const chanNew bot.ChannelRef = "slack:C0CONTOSO2"
+	must(t, db.CreateTenant(ctx, bot.Tenant{ID: tenantA, Name: "Contoso", State: bot.TenantActive}))
+	must(t, db.Link(ctx, chanNew, tenantA))
+	changed := testAlert(t, tenantA, "old", bot.SeverityHigh)
+	changed.Status, changed.LastUpdatedAt = bot.StatusResolved, changed.LastUpdatedAt.Add(time.Minute)
+	ingest(t, db, tenantA, false, changed)
+	want := "slack:C0CONTOSO post sent\nslack:C0SOC post sent\nslack:C0SOC thread pending\nslack:C0SOC edit pending\n" +
+		"slack:C0CONTOSO2 post pending\n" // the new channel gets its own card
+	if got := kinds(outboxOf(t, db, tenantA, "old")); got != want {
+		t.Fatalf("entries after a change:\n%s\nwant\n%s", got, want)
+	}
+}

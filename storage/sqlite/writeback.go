@@ -121,11 +121,11 @@ func (db *DB) MarkWriteBackSent(ctx context.Context, id int64) error {
 }
 
 // MarkWriteBackRetry implements bot.WriteBackStore; only a pending
-// write-back changes.
-func (db *DB) MarkWriteBackRetry(ctx context.Context, id int64, next time.Time, reason string) error {
+// write-back changes, and attempts grows only when counted.
+func (db *DB) MarkWriteBackRetry(ctx context.Context, id int64, next time.Time, reason string, counted bool) error {
 	return db.updateWriteBack(ctx, id, "mark write-back retry", false, func(tx *sql.Tx, _ bot.WriteBack) error {
-		_, err := tx.ExecContext(ctx, `UPDATE write_backs SET attempts = attempts + 1, next_attempt = ?, error = ? WHERE id = ?`,
-			tm(next), reason, id)
+		_, err := tx.ExecContext(ctx, `UPDATE write_backs SET attempts = attempts + ?, next_attempt = ?, error = ? WHERE id = ?`,
+			boolInt(counted), tm(next), reason, id)
 		return err
 	})
 }

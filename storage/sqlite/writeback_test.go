@@ -32,13 +32,19 @@ func TestWriteBackQueue(t *testing.T) {
 		t.Fatalf("limit 0 returned %d", len(got))
 	}
 
-	must(t, db.MarkWriteBackRetry(ctx, due[0].ID, t0.Add(time.Minute), "429"))
+	// Throttling is not an attempt; a server error is.
+	must(t, db.MarkWriteBackRetry(ctx, due[0].ID, t0.Add(time.Minute), "429", false))
 	got, _ := db.NextWriteBacks(ctx, t0.Add(30*time.Second), 10)
 	if len(got) != 2 || got[0].AlertID != "w2" {
 		t.Fatalf("a retry was due early: %+v", got)
 	}
 	got, _ = db.NextWriteBacks(ctx, t0.Add(time.Minute), 10)
-	if len(got) != 3 || got[0].ID != due[0].ID || got[0].Attempts != 1 || got[0].Error != "429" {
+	if len(got) != 3 || got[0].ID != due[0].ID || got[0].Attempts != 0 || got[0].Error != "429" {
+		t.Fatalf("after the throttle: %+v", got)
+	}
+	must(t, db.MarkWriteBackRetry(ctx, due[0].ID, t0.Add(time.Minute), "503", true))
+	got, _ = db.NextWriteBacks(ctx, t0.Add(time.Minute), 10)
+	if len(got) != 3 || got[0].ID != due[0].ID || got[0].Attempts != 1 || got[0].Error != "503" {
 		t.Fatalf("after the backoff: %+v", got)
 	}
 
@@ -63,7 +69,7 @@ func TestWriteBackQueue(t *testing.T) {
 	}
 
 	// Finished write-backs stay finished; missing ones are not found.
-	must(t, db.MarkWriteBackRetry(ctx, due[0].ID, t0, "late"))
+	must(t, db.MarkWriteBackRetry(ctx, due[0].ID, t0, "late", true))
 	must(t, db.FailWriteBack(ctx, due[1].ID, "late", "should not appear"))
 	for _, e := range outboxOf(t, db, tenantA, "w2") {
 		if e.Text == "should not appear" {
@@ -76,6 +82,6 @@ func TestWriteBackQueue(t *testing.T) {
 		t.Fatalf("state = %s", state)
 	}
 	wantCode(t, db.MarkWriteBackSent(ctx, 999), bot.ENOTFOUND)
-	wantCode(t, db.MarkWriteBackRetry(ctx, 999, t0, ""), bot.ENOTFOUND)
+	wantCode(t, db.MarkWriteBackRetry(ctx, 999, t0, "", true), bot.ENOTFOUND)
 	wantCode(t, db.FailWriteBack(ctx, 999, "", ""), bot.ENOTFOUND)
 }
