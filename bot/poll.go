@@ -283,7 +283,7 @@ func (s *Service) noticeMessage(ctx context.Context, ch ChannelRef, tenantID str
 // failed digest is logged and its posts released as cards: nothing may
 // stay held.
 func (s *Service) finishPass(ctx context.Context, passID int64, names map[string]string, channels []ChannelRef) error {
-	held, err := s.store.HeldPosts(ctx, passID)
+	held, err := s.store.HeldPosts(ctx, passID, channels...)
 	if err != nil {
 		return errors.Join(err, s.store.ReleaseHeld(ctx, passID, channels...))
 	}

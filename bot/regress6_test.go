@@ -3,6 +3,7 @@ package bot_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,14 +12,17 @@ import (
 
 type heldHookStore struct {
 	bot.Store
+	mu        sync.Mutex
 	afterHeld func()
 }
 
-func (s *heldHookStore) HeldPosts(ctx context.Context, passID int64) (map[bot.ChannelRef][]bot.HeldPost, error) {
-	out, err := s.Store.HeldPosts(ctx, passID)
-	if s.afterHeld != nil {
-		f := s.afterHeld
-		s.afterHeld = nil
+func (s *heldHookStore) HeldPosts(ctx context.Context, passID int64, chs ...bot.ChannelRef) (map[bot.ChannelRef][]bot.HeldPost, error) {
+	out, err := s.Store.HeldPosts(ctx, passID, chs...)
+	s.mu.Lock()
+	f := s.afterHeld
+	s.afterHeld = nil
+	s.mu.Unlock()
+	if f != nil {
 		f()
 	}
 	return out, err

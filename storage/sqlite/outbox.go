@@ -410,14 +410,22 @@ func (db *DB) MarkFailed(ctx context.Context, entryID int64, reason string) erro
 }
 
 // HeldPosts implements bot.OutboxStore; each channel's posts in entry order.
-func (db *DB) HeldPosts(ctx context.Context, passID int64) (map[bot.ChannelRef][]bot.HeldPost, error) {
+func (db *DB) HeldPosts(ctx context.Context, passID int64, channels ...bot.ChannelRef) (map[bot.ChannelRef][]bot.HeldPost, error) {
+	args := []any{passID}
+	inChannels := ""
+	if len(channels) > 0 {
+		inChannels = ` AND d.channel IN (` + placeholders(len(channels)) + `)`
+		for _, ch := range channels {
+			args = append(args, string(ch))
+		}
+	}
 	rows, err := db.r.QueryContext(ctx, `SELECT o.id, d.id, d.channel, d.tenant_id, COALESCE(d.alert_id, ''),
 			COALESCE(a.severity, 0), COALESCE(a.title, '')
 		FROM outbox o
 		JOIN deliveries d ON d.id = o.delivery_id
 		LEFT JOIN alerts a ON a.tenant_id = d.tenant_id AND a.id = d.alert_id
-		WHERE o.state = 'held' AND o.pass_id = ? AND o.kind = 'post'
-		ORDER BY o.id`, passID)
+		WHERE o.state = 'held' AND o.pass_id = ? AND o.kind = 'post'`+inChannels+`
+		ORDER BY o.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: held posts: %w", err)
 	}
