@@ -11,7 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/bwmarrin/discordgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/msspbot/msspbot/bot"
@@ -152,14 +151,43 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opt serveO
 		runners = append(runners, slackGuard.RunSafetyChecks)
 		srv.AddCheck("slack-soc-channels", func(context.Context) error { return slackGuard.Ready() })
 	}
-	var dsess *discordSession
+	// The Discord inbound side is set up once the Service exists; the
+	// closure keeps the SDK's session type inside the discord package.
+	var setupDiscord func() error
 	if cfg.Discord.Enabled {
 		s, err := discord.NewSession(cfg.Discord.Token, cfg.Discord.APIURL, nil)
 		if err != nil {
 			return fmt.Errorf("discord: %w", err)
 		}
-		dsess = &discordSession{s: s}
 		deps.Notifiers[discord.Platform] = discord.NewNotifier(s, log.With("component", "discord"))
+		setupDiscord = func() error {
+			inter := &discord.Interactions{Session: s, Executor: svc, Alerts: svc, Logger: log.With("component", "discord")}
+			if err := discord.Register(ctx, s, cfg.Discord.ApplicationID, cfg.Discord.GuildIDs); err != nil {
+				// Not fatal: Discord keeps the last registration.
+				log.Error("discord: register /mssp", "err", err)
+			}
+			if cfg.Discord.Mode == "http" {
+				key, err := discord.ParsePublicKey(cfg.Discord.PublicKey)
+				if err != nil {
+					return fmt.Errorf("discord: %w", err)
+				}
+				h, err := discord.InteractionsHandler(key, inter)
+				if err != nil {
+					return fmt.Errorf("discord: %w", err)
+				}
+				srv.Handle("POST /discord/interactions", h)
+				return nil
+			}
+			r := &discord.Runner{Session: s, Interactions: inter, Logger: log.With("component", "discord")}
+			runners = append(runners, r.Run)
+			srv.AddCheck("discord", func(context.Context) error {
+				if !r.Connected() {
+					return errors.New("gateway not connected")
+				}
+				return nil
+			})
+			return nil
+		}
 	}
 
 	svc = bot.New(bc, deps)
@@ -189,32 +217,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opt serveO
 			srv.AddCheck("slack", func(context.Context) error { return rn.Ready() })
 		}
 	}
-	if dsess != nil {
-		inter := &discord.Interactions{Session: dsess.s, Executor: svc, Alerts: svc, Logger: log.With("component", "discord")}
-		if err := discord.Register(ctx, dsess.s, cfg.Discord.ApplicationID, cfg.Discord.GuildIDs); err != nil {
-			// Not fatal: Discord keeps the last registration.
-			log.Error("discord: register /mssp", "err", err)
-		}
-		switch cfg.Discord.Mode {
-		case "http":
-			key, err := discord.ParsePublicKey(cfg.Discord.PublicKey)
-			if err != nil {
-				return fmt.Errorf("discord: %w", err)
-			}
-			h, err := discord.InteractionsHandler(key, inter)
-			if err != nil {
-				return fmt.Errorf("discord: %w", err)
-			}
-			srv.Handle("POST /discord/interactions", h)
-		default:
-			r := &discord.Runner{Session: dsess.s, Interactions: inter, Logger: log.With("component", "discord")}
-			runners = append(runners, r.Run)
-			srv.AddCheck("discord", func(context.Context) error {
-				if !r.Connected() {
-					return errors.New("gateway not connected")
-				}
-				return nil
-			})
+	if setupDiscord != nil {
+		if err := setupDiscord(); err != nil {
+			return err
 		}
 	}
 
@@ -281,5 +286,3 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opt serveO
 	log.Info("stopped")
 	return nil
 }
-
-type discordSession struct{ s *discordgo.Session }
