@@ -679,18 +679,21 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
-// TestDocsListEveryKey keeps docs/configuration.md in step with the table.
+// TestDocsListEveryKey keeps the configuration references (README and
+// docs/configuration.md) in step with the table.
 func TestDocsListEveryKey(t *testing.T) {
-	doc, err := os.ReadFile("../docs/configuration.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range Keys() {
-		if !strings.Contains(string(doc), "`"+k.Env+"`") {
-			t.Errorf("docs/configuration.md does not mention `%s`", k.Env)
+	for _, path := range []string{"../docs/configuration.md", "../README.md"} {
+		doc, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !strings.Contains(string(doc), "`"+k.Path+"`") {
-			t.Errorf("docs/configuration.md does not mention `%s`", k.Path)
+		for _, k := range Keys() {
+			if !strings.Contains(string(doc), "`"+k.Env+"`") {
+				t.Errorf("%s does not mention `%s`", path, k.Env)
+			}
+			if !strings.Contains(string(doc), "`"+k.Path+"`") {
+				t.Errorf("%s does not mention `%s`", path, k.Path)
+			}
 		}
 	}
 }
