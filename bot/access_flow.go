@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"net/url"
 	"strconv"
 	"strings"
@@ -538,6 +537,3 @@ func (s *Service) cmdOffboard(ctx context.Context, cmd Command, sc scope) (Messa
 	}
 	return plainText(fmt.Sprintf("%s is offboarded.", t.Name)), nil
 }
-
-// EscapeHTML is used by the consent page (exported for the HTTP layer).
-func EscapeHTML(s string) string { return html.EscapeString(s) }

@@ -17,11 +17,14 @@ const alertCols = `tenant_id, id, title, description, severity, status, classifi
 	user_name, incident_id, incident_url, mitre, evidence, portal_url, created_at, last_updated_at,
 	resolved_at, raw`
 
+// alertColCount is how many values one alert row takes.
+var alertColCount = strings.Count(alertCols, ",") + 1
+
 // alertInsert inserts one alert (the raw-insert benchmark's statement);
 // alertUpsert replaces a stored one (ingest).
 const (
-	alertInsert = `INSERT INTO alerts (` + alertCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
-	alertUpsert = alertInsert + ` ON CONFLICT (tenant_id, id) DO UPDATE SET
+	alertInsertPrefix = `INSERT INTO alerts (` + alertCols + `) VALUES `
+	alertUpsertSuffix = ` ON CONFLICT (tenant_id, id) DO UPDATE SET
 	title = excluded.title, description = excluded.description, severity = excluded.severity,
 	status = excluded.status, classification = excluded.classification,
 	determination = excluded.determination, assigned_to = excluded.assigned_to,
@@ -32,6 +35,12 @@ const (
 	incident_url = excluded.incident_url, mitre = excluded.mitre, evidence = excluded.evidence,
 	portal_url = excluded.portal_url, created_at = excluded.created_at,
 	last_updated_at = excluded.last_updated_at, resolved_at = excluded.resolved_at, raw = excluded.raw`
+)
+
+var (
+	alertRow    = `(` + placeholders(alertColCount) + `)`
+	alertInsert = alertInsertPrefix + alertRow
+	alertUpsert = alertInsert + alertUpsertSuffix
 )
 
 // evidenceJSON fixes the stored JSON names of bot.Evidence.

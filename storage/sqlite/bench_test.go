@@ -123,7 +123,7 @@ func rawInsertRows(ctx context.Context, db *DB, alerts []bot.Alert, rows int) er
 		return err
 	}
 	defer tx.Rollback()
-	row := `(` + placeholders(25) + `)`
+	row := alertRow
 	query := func(n int) string {
 		return strings.Replace(alertInsert, row, strings.TrimSuffix(strings.Repeat(row+`,`, n), `,`), 1)
 	}
@@ -132,14 +132,14 @@ func rawInsertRows(ctx context.Context, db *DB, alerts []bot.Alert, rows int) er
 		return err
 	}
 	defer stmt.Close()
-	buf := make([]any, 0, 25*rows)
+	buf := make([]any, 0, alertColCount*rows)
 	for i := range alerts {
 		args, err := alertArgs(&alerts[i])
 		if err != nil {
 			return err
 		}
 		buf = append(buf, args...)
-		if len(buf) == 25*rows {
+		if len(buf) == alertColCount*rows {
 			if _, err := stmt.ExecContext(ctx, buf...); err != nil {
 				return err
 			}
@@ -147,7 +147,7 @@ func rawInsertRows(ctx context.Context, db *DB, alerts []bot.Alert, rows int) er
 		}
 	}
 	if len(buf) > 0 {
-		if _, err := tx.ExecContext(ctx, query(len(buf)/25), buf...); err != nil {
+		if _, err := tx.ExecContext(ctx, query(len(buf)/alertColCount), buf...); err != nil {
 			return err
 		}
 	}

@@ -173,7 +173,7 @@ func loadDeliveries(ctx context.Context, tx *sql.Tx, into map[string][]deliveryR
 // Rows per multi-row INSERT: round trips through database/sql cost more
 // than the b-tree work, so the batch's rows go in chunks.
 const (
-	alertChunk    = 16  // × 25 columns
+	alertChunk    = 16  // × alertColCount values
 	deliveryChunk = 100 // × 5 columns
 )
 
@@ -217,9 +217,8 @@ func newIngestWriter(ctx context.Context, tx *sql.Tx, tenantID string, now time.
 
 // alertUpsertRows is alertUpsert for n rows.
 func alertUpsertRows(n int) string {
-	row := `(` + placeholders(25) + `)`
-	values := strings.TrimSuffix(strings.Repeat(row+`,`, n), `,`)
-	return strings.Replace(alertUpsert, row, values, 1)
+	values := strings.TrimSuffix(strings.Repeat(alertRow+`,`, n), `,`)
+	return alertInsertPrefix + values + alertUpsertSuffix
 }
 
 // deliveryInsert inserts n alert deliveries of (id, channel, tenant, alert, created).
@@ -244,7 +243,7 @@ func (w *ingestWriter) store(a *bot.Alert) error {
 		return err
 	}
 	w.alerts = append(w.alerts, args...)
-	if len(w.alerts) == 25*alertChunk {
+	if len(w.alerts) == alertColCount*alertChunk {
 		return w.flushAlerts()
 	}
 	return nil
@@ -252,7 +251,7 @@ func (w *ingestWriter) store(a *bot.Alert) error {
 
 func (w *ingestWriter) flushAlerts() error {
 	var err error
-	switch n := len(w.alerts) / 25; n {
+	switch n := len(w.alerts) / alertColCount; n {
 	case 0:
 		return nil
 	case alertChunk:
