@@ -178,6 +178,9 @@ type Alert struct {
 	LastUpdatedAt   time.Time
 	ResolvedAt      time.Time
 	Raw             []byte
+	// ChangedBy names who last changed the alert from chat; "" when the
+	// last change came from Defender.
+	ChangedBy string
 }
 
 // Evidence is a brief view of one evidence entity, for `show`.

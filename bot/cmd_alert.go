@@ -188,7 +188,7 @@ func (s *Service) cmdAction(ctx context.Context, cmd Command, sc scope, req Requ
 	}
 	who := displayName(cmd)
 	ident := s.identity(cmd)
-	act := Action{TenantID: a.TenantID, AlertID: a.ID, Now: s.cfg.Now()}
+	act := Action{TenantID: a.TenantID, AlertID: a.ID, Now: s.cfg.Now(), Update: AlertUpdate{ChangedBy: &who}}
 	wb := &WriteBack{TenantID: a.TenantID, AlertID: a.ID, Kind: WriteBackKind(req.Name), Actor: ident, Comment: req.Comment, CreatedAt: act.Now}
 	var reply string
 	switch req.Name {
@@ -197,7 +197,7 @@ func (s *Service) cmdAction(ctx context.Context, cmd Command, sc scope, req Requ
 			return Message{}, Errorf(ECONFLICT, "Alert `%s` is resolved; reopen it first.", a.ID)
 		}
 		st := StatusInProgress
-		act.Update = AlertUpdate{Status: &st, AssignedTo: &ident}
+		act.Update.Status, act.Update.AssignedTo = &st, &ident
 		wb.Status, wb.AssignedTo = StatusInProgress, ident
 		if wb.Comment == "" {
 			wb.Comment = "Acknowledged in msspbot by " + ident
@@ -211,7 +211,7 @@ func (s *Service) cmdAction(ctx context.Context, cmd Command, sc scope, req Requ
 			det = "Other"
 		}
 		class := req.Classification
-		act.Update = AlertUpdate{Status: &st, Classification: &class, Determination: &det}
+		act.Update.Status, act.Update.Classification, act.Update.Determination = &st, &class, &det
 		wb.Status, wb.Classification, wb.Determination = StatusResolved, class, det
 		desc := string(class)
 		if desc == "" {
@@ -227,7 +227,7 @@ func (s *Service) cmdAction(ctx context.Context, cmd Command, sc scope, req Requ
 			return Message{}, Errorf(ECONFLICT, "Alert `%s` is not resolved (it is %s).", a.ID, a.Status)
 		}
 		st := StatusNew
-		act.Update = AlertUpdate{Status: &st}
+		act.Update.Status = &st
 		wb.Status = StatusNew
 		act.ThreadText = "↩️ Reopened by " + who + withComment(req.Comment)
 		reply = fmt.Sprintf("Reopened `%s`.", a.ID)

@@ -345,7 +345,7 @@ func CardMessage(a Alert, tenantName, key string) Message {
 		Kind:  MessageCard,
 		Title: a.Title,
 		Text:  fmt.Sprintf("%s %s: %s · %s · %s", SeverityEmoji(a.Severity), a.Severity, a.Title, tenantName, a.ID),
-		Card:  &Card{Alert: a, TenantName: tenantName, Key: key},
+		Card:  &Card{Alert: a, TenantName: tenantName, Key: key, UpdatedBy: a.ChangedBy},
 	}
 	if a.Status != StatusResolved {
 		m.Buttons = CardButtons(a.ID)

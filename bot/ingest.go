@@ -43,6 +43,9 @@ func PlanIngest(in PlanInput) PlanOutput {
 			out.Change = ChangeChanged
 			out.ThreadText = "Updated in Defender: " + strings.Join(changes, ", ")
 			out.Edit = true
+			out.Store.ChangedBy = "" // Defender made the last change
+		} else {
+			out.Store.ChangedBy = in.Prev.ChangedBy
 		}
 	}
 	if out.Change == ChangeUnchanged {

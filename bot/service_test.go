@@ -691,3 +691,39 @@ func TestMessageOnlyFailureDoesNotFailChannel(t *testing.T) {
 	notContains(t, h.run(chSOC, analyst, "status"), "msg_too_long")
 	contains(t, h.run(chSOC, analyst, "status"), "1 failed")
 }
+
+// The card shows who changed the alert from chat, until Defender changes it.
+func TestCardShowsWhoChangedIt(t *testing.T) {
+	h := newHarness(t)
+	h.src.put(h.alert(tenantA, "wc1", bot.SeverityHigh))
+	h.poll()
+	h.drain()
+	card := h.chat.cardFor(chA, "wc1")
+	if got := h.chat.messages[card.ID].Msg.Card.UpdatedBy; got != "" {
+		t.Fatalf("new card names %q", got)
+	}
+	h.run(chA, analyst, "resolve wc1 falsepositive")
+	h.drain()
+	if got := h.chat.messages[card.ID].Msg.Card.UpdatedBy; got != "test user analyst" {
+		t.Fatalf("after resolve the card names %q", got)
+	}
+	// A re-fetch of the same version keeps it (after a restart too).
+	h.restart()
+	h.clk.Add(time.Minute)
+	h.poll()
+	h.drain()
+	contains(t, h.run(chA, analyst, "ack wc1"), "resolved")
+	if _, err := h.svc.ProcessWriteBacks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Defender changes the alert: the card no longer names the analyst.
+	a := h.alert(tenantA, "wc1", bot.SeverityHigh)
+	a.Status, a.LastUpdatedAt = bot.StatusNew, h.clk.Now()
+	h.src.put(a)
+	h.clk.Add(time.Minute)
+	h.poll()
+	h.drain()
+	if got := h.chat.messages[card.ID].Msg.Card.UpdatedBy; got != "" {
+		t.Fatalf("after a Defender change the card still names %q", got)
+	}
+}

@@ -145,6 +145,7 @@ type AlertUpdate struct {
 	AssignedTo     *string
 	Classification *Classification
 	Determination  *string
+	ChangedBy      *string
 }
 
 // Action is an analyst's change to an alert (see AlertStore.RecordAction).

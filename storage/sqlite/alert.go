@@ -15,7 +15,7 @@ import (
 const alertCols = `tenant_id, id, title, description, severity, status, classification, determination,
 	assigned_to, category, detection_source, service_source, device_name, device_id, device_group,
 	user_name, incident_id, incident_url, mitre, evidence, portal_url, created_at, last_updated_at,
-	resolved_at, raw`
+	resolved_at, raw, changed_by`
 
 // alertColCount is how many values one alert row takes.
 var alertColCount = strings.Count(alertCols, ",") + 1
@@ -34,7 +34,8 @@ const (
 	user_name = excluded.user_name, incident_id = excluded.incident_id,
 	incident_url = excluded.incident_url, mitre = excluded.mitre, evidence = excluded.evidence,
 	portal_url = excluded.portal_url, created_at = excluded.created_at,
-	last_updated_at = excluded.last_updated_at, resolved_at = excluded.resolved_at, raw = excluded.raw`
+	last_updated_at = excluded.last_updated_at, resolved_at = excluded.resolved_at, raw = excluded.raw,
+	changed_by = excluded.changed_by`
 )
 
 var (
@@ -81,7 +82,7 @@ func alertArgs(a *bot.Alert) ([]any, error) {
 		string(a.Classification), a.Determination, a.AssignedTo, a.Category, a.DetectionSource,
 		a.ServiceSource, a.DeviceName, a.DeviceID, a.DeviceGroup, a.UserName, a.IncidentID,
 		a.IncidentURL, mitre, evidence, a.PortalURL, tm(a.CreatedAt), tm(a.LastUpdatedAt),
-		tm(a.ResolvedAt), raw,
+		tm(a.ResolvedAt), raw, a.ChangedBy,
 	}, nil
 }
 
@@ -96,7 +97,7 @@ func scanAlert(s scanner) (bot.Alert, error) {
 	err := s.Scan(&a.TenantID, &a.ID, &a.Title, &a.Description, &sev, &status, &class, &a.Determination,
 		&a.AssignedTo, &a.Category, &a.DetectionSource, &a.ServiceSource, &a.DeviceName, &a.DeviceID,
 		&a.DeviceGroup, &a.UserName, &a.IncidentID, &a.IncidentURL, &mitre, &evidence, &a.PortalURL,
-		&created, &updated, &resolved, &a.Raw)
+		&created, &updated, &resolved, &a.Raw, &a.ChangedBy)
 	if err != nil {
 		return a, err
 	}
@@ -292,6 +293,10 @@ func updateAlert(ctx context.Context, tx *sql.Tx, tenantID, alertID string, upd 
 	if upd.Determination != nil {
 		sets = append(sets, "determination = ?")
 		args = append(args, *upd.Determination)
+	}
+	if upd.ChangedBy != nil {
+		sets = append(sets, "changed_by = ?")
+		args = append(args, *upd.ChangedBy)
 	}
 	r, err := tx.ExecContext(ctx, `UPDATE alerts SET `+strings.Join(sets, ", ")+` WHERE tenant_id = ? AND id = ?`,
 		append(args, tenantID, alertID)...)
