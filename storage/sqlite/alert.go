@@ -21,7 +21,7 @@ const alertCols = `tenant_id, id, title, description, severity, status, classifi
 var alertColCount = strings.Count(alertCols, ",") + 1
 
 // alertInsert inserts one alert (the raw-insert benchmark's statement);
-// alertUpsert replaces a stored one (ingest).
+// ingest upserts rows with alertUpsertRows.
 const (
 	alertInsertPrefix = `INSERT INTO alerts (` + alertCols + `) VALUES `
 	alertUpsertSuffix = ` ON CONFLICT (tenant_id, id) DO UPDATE SET
@@ -41,7 +41,6 @@ const (
 var (
 	alertRow    = `(` + placeholders(alertColCount) + `)`
 	alertInsert = alertInsertPrefix + alertRow
-	alertUpsert = alertInsert + alertUpsertSuffix
 )
 
 // evidenceJSON fixes the stored JSON names of bot.Evidence.

@@ -215,7 +215,7 @@ func newIngestWriter(ctx context.Context, tx *sql.Tx, tenantID string, now time.
 	return w, nil
 }
 
-// alertUpsertRows is alertUpsert for n rows.
+// alertUpsertRows is the multi-row upsert of n alerts (ingest).
 func alertUpsertRows(n int) string {
 	values := strings.TrimSuffix(strings.Repeat(alertRow+`,`, n), `,`)
 	return alertInsertPrefix + values + alertUpsertSuffix
