@@ -333,7 +333,10 @@ func (a *api[C]) serve(w http.ResponseWriter, r *http.Request, handle func(tenan
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			return
+			// Abort the connection: returning would send an empty 200,
+			// which a client whose request raced the cancellation could
+			// read as a successful answer (seen once in CI under -race).
+			panic(http.ErrAbortHandler)
 		}
 	}
 	if ans.retryAfter != "" {
