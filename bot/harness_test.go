@@ -209,11 +209,15 @@ type fakeTarget struct {
 	mu      sync.Mutex
 	applied []bot.WriteBack
 	err     error
+	errFor  map[string]error // by tenant, before err
 }
 
 func (t *fakeTarget) Apply(ctx context.Context, wb bot.WriteBack) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err := t.errFor[wb.TenantID]; err != nil {
+		return err
+	}
 	if t.err != nil {
 		return t.err
 	}

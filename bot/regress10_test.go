@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -31,4 +32,28 @@ func TestRegressionWriteBackThrottleCountsAsFailure(t *testing.T) {
 		}
 	}
 	t.Logf("applied: %d", len(h.target.list()))
+}
+
+// A throttled tenant's backlog larger than one scan hid every other
+// tenant's write-backs until it drained.
+func TestRegressionWriteBackBacklogStarvesOtherTenants(t *testing.T) {
+	h := newHarness(t)
+	h.src.put(h.alert(tenantA, "bl1", bot.SeverityHigh))
+	h.src.put(h.alert(tenantB, "bl2", bot.SeverityHigh))
+	h.poll()
+	h.drain()
+	h.target.mu.Lock()
+	h.target.errFor = map[string]error{tenantA: bot.RetryAfterError(time.Hour, errBoom)}
+	h.target.mu.Unlock()
+	for i := range 520 {
+		h.run(chA, analyst, fmt.Sprintf("comment bl1 note %d", i))
+	}
+	h.run(chB, analyst, "ack bl2")
+	if _, err := h.svc.ProcessWriteBacks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := h.target.list()
+	if len(got) != 1 || got[0].TenantID != tenantB || got[0].Kind != bot.WriteBackAck {
+		t.Fatalf("applied %+v, want tenant B's ack despite A's throttled backlog", got)
+	}
 }

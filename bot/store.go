@@ -222,7 +222,8 @@ type OutboxStore interface {
 
 // WriteBackStore is the write-back queue.
 type WriteBackStore interface {
-	// NextWriteBacks returns pending write-backs due at now, oldest first.
+	// NextWriteBacks returns pending write-backs due at now, oldest first,
+	// at most limit of each tenant.
 	NextWriteBacks(ctx context.Context, now time.Time, limit int) ([]WriteBack, error)
 	MarkWriteBackSent(ctx context.Context, id int64) error
 	// MarkWriteBackRetry puts it back, due at next; counted as for MarkRetry.

@@ -11,7 +11,7 @@ import (
 
 const (
 	writeBackMaxAttempts = 8
-	writeBackScan        = 500
+	writeBackPerTenant   = 100 // read per round, per tenant
 )
 
 // ProcessWriteBacks sends one round of due write-backs. Write-backs of one
@@ -22,7 +22,7 @@ func (s *Service) ProcessWriteBacks(ctx context.Context) (int, error) {
 	defer s.writeBackMu.Unlock()
 	now := s.cfg.Now()
 	// Read every pending one (not only due ones) to find each alert's head.
-	all, err := s.store.NextWriteBacks(ctx, now.Add(100*365*24*time.Hour), writeBackScan)
+	all, err := s.store.NextWriteBacks(ctx, now.Add(100*365*24*time.Hour), writeBackPerTenant)
 	if err != nil {
 		return 0, fmt.Errorf("write-backs: %w", err)
 	}

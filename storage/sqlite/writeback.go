@@ -61,8 +61,12 @@ func (db *DB) NextWriteBacks(ctx context.Context, now time.Time, limit int) ([]b
 	if limit <= 0 {
 		return nil, nil
 	}
-	out, err := queryWriteBacks(ctx, db.r, `SELECT `+writeBackCols+` FROM write_backs
-		WHERE state = 'pending' AND next_attempt <= ? ORDER BY id LIMIT ?`, tm(now), limit)
+	// Per tenant, so one tenant's backlog (throttled for hours, say)
+	// never hides another tenant's write-backs.
+	out, err := queryWriteBacks(ctx, db.r, `SELECT `+writeBackCols+` FROM (
+		SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY id) AS rn
+		FROM write_backs WHERE state = 'pending' AND next_attempt <= ?)
+		WHERE rn <= ? ORDER BY id`, tm(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: next write-backs: %w", err)
 	}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -84,4 +85,38 @@ func TestWriteBackQueue(t *testing.T) {
 	wantCode(t, db.MarkWriteBackSent(ctx, 999), bot.ENOTFOUND)
 	wantCode(t, db.MarkWriteBackRetry(ctx, 999, t0, "", true), bot.ENOTFOUND)
 	wantCode(t, db.FailWriteBack(ctx, 999, "", ""), bot.ENOTFOUND)
+}
+
+// The limit is per tenant: a tenant with a long backlog never hides
+// another tenant's write-backs.
+func TestNextWriteBacksPerTenant(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	ingest(t, db, tenantA, false, testAlert(t, tenantA, "wa", bot.SeverityHigh))
+	ingest(t, db, tenantB, false, testAlert(t, tenantB, "wb", bot.SeverityHigh))
+	act := func(tenant, alert string, n int) {
+		for i := range n {
+			must(t, db.RecordAction(ctx, bot.Action{TenantID: tenant, AlertID: alert, Now: t0,
+				WriteBack: &bot.WriteBack{Kind: bot.WriteBackComment, Comment: fmt.Sprint("c", i)}}))
+		}
+	}
+	act(tenantA, "wa", 30)
+	act(tenantB, "wb", 2)
+	got, err := db.NextWriteBacks(ctx, t0, 10)
+	must(t, err)
+	per := map[string][]string{}
+	for _, wb := range got {
+		per[wb.TenantID] = append(per[wb.TenantID], wb.Comment)
+	}
+	if len(per[tenantA]) != 10 || per[tenantA][0] != "c0" || per[tenantA][9] != "c9" {
+		t.Errorf("tenant A: %v, want its 10 oldest in order", per[tenantA])
+	}
+	if len(per[tenantB]) != 2 {
+		t.Errorf("tenant B: %v, want both behind A's backlog", per[tenantB])
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].ID < got[i-1].ID {
+			t.Fatalf("not oldest first: %d after %d", got[i].ID, got[i-1].ID)
+		}
+	}
 }
