@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +210,68 @@ func TestRecordAction(t *testing.T) {
 	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "a1", Update: bot.AlertUpdate{AssignedTo: &who}, Now: t0}))
 	if got := kinds(outboxOf(t, db, tenantA, "a1")[6:]); got != "slack:C0CONTOSO edit pending\nslack:C0SOC edit pending\n" {
 		t.Fatalf("entries without text:\n%s", got)
+	}
+}
+
+// Many tenants (a SOC channel) take the alerts_open path: it must return
+// exactly what a plain filter would, and never an alert of a tenant the
+// caller did not pass.
+func TestFindAlertsManyTenants(t *testing.T) {
+	ctx := context.Background()
+	db := setup(t)
+	var all []bot.Alert
+	var tenants []string
+	statuses := []bot.AlertStatus{bot.StatusNew, bot.StatusInProgress, bot.StatusResolved, bot.StatusUnknown}
+	for i := range 3 * openIndexTenants {
+		tenant := fmt.Sprintf("%08d-0000-4000-8000-%012d", i, i)
+		tenants = append(tenants, tenant)
+		if _, err := db.w.Exec(`INSERT INTO tenants (id, name, state) VALUES (?, ?, 'active')`, tenant, "t"+tenant); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 15 {
+			n := i*15 + j
+			all = append(all, mk(tenant, fmt.Sprintf("m%04d", n), bot.Severity(n*7%5), statuses[n*3%4],
+				t0.Add(time.Duration(n*37%500)*time.Second)))
+		}
+	}
+	seed(t, db, all...)
+	// Visible: two thirds of the tenants, upper-cased as a caller may.
+	var visible []string
+	seen := map[string]bool{}
+	for i, tn := range tenants {
+		if i%3 != 0 {
+			visible = append(visible, strings.ToUpper(tn))
+			seen[tn] = true
+		}
+	}
+	for _, f := range []bot.AlertFilter{
+		{TenantIDs: visible, Statuses: []bot.AlertStatus{bot.StatusNew, bot.StatusInProgress}},
+		{TenantIDs: visible, Statuses: []bot.AlertStatus{bot.StatusNew, bot.StatusInProgress}, MinSeverity: bot.SeverityHigh, Limit: 7},
+		{TenantIDs: visible, Statuses: []bot.AlertStatus{bot.StatusInProgress}, Limit: 500},
+		{TenantIDs: visible, Statuses: []bot.AlertStatus{bot.StatusResolved}},
+		{TenantIDs: visible},
+	} {
+		var want []bot.Alert
+		for _, a := range all {
+			if seen[a.TenantID] && (len(f.Statuses) == 0 || slices.Contains(f.Statuses, a.Status)) && a.Severity >= f.MinSeverity {
+				want = append(want, a)
+			}
+		}
+		// Newest first; equal times in any order, so compare as sets per time.
+		slices.SortStableFunc(want, func(x, y bot.Alert) int { return y.CreatedAt.Compare(x.CreatedAt) })
+		limit := cmp.Or(f.Limit, defaultLimit)
+		got, total, err := db.FindAlerts(ctx, f)
+		must(t, err)
+		if total != len(want) || len(got) != min(limit, len(want)) {
+			t.Fatalf("%+v: %d rows (total %d), want %d (total %d)", f.Statuses, len(got), total, min(limit, len(want)), len(want))
+		}
+		for i, a := range got {
+			if !seen[a.TenantID] {
+				t.Fatalf("alert %s of tenant %s not passed by the caller", a.ID, a.TenantID)
+			}
+			if !a.CreatedAt.Equal(want[i].CreatedAt) {
+				t.Fatalf("%+v: row %d created %v, want %v", f.Statuses, i, a.CreatedAt, want[i].CreatedAt)
+			}
+		}
 	}
 }

@@ -178,16 +178,28 @@ func BenchmarkFindAlerts(b *testing.B) {
 			if j%10 == 0 {
 				status = bot.StatusNew
 			}
-			alerts[j] = mk(tenant, fmt.Sprintf("da%06d_%04d", i, j), bot.Severity(j%5), status, t0.Add(time.Duration(j)*time.Minute))
+			alerts[j] = mk(tenant, fmt.Sprintf("da%06d_%04d", i, j), bot.Severity(j/10%5), status, t0.Add(time.Duration(j)*time.Minute))
 		}
 		must(b, rawInsertRows(ctx, db, alerts, alertChunk))
 	}
-	f := bot.AlertFilter{TenantIDs: []string{ids[tenants/2]}, Statuses: []bot.AlertStatus{bot.StatusNew, bot.StatusInProgress}}
-	b.ResetTimer()
-	for b.Loop() {
-		got, total, err := db.FindAlerts(ctx, f)
-		if err != nil || len(got) != 20 || total != perTenant/10 {
-			b.Fatalf("FindAlerts = %d rows, total %d, %v", len(got), total, err)
-		}
+	open := []bot.AlertStatus{bot.StatusNew, bot.StatusInProgress}
+	for _, bc := range []struct {
+		name  string
+		f     bot.AlertFilter
+		total int
+	}{
+		{"customer", bot.AlertFilter{TenantIDs: []string{ids[tenants/2]}, Statuses: open}, perTenant / 10},
+		// A SOC channel sees every tenant.
+		{"soc", bot.AlertFilter{TenantIDs: ids, Statuses: open}, min(tenants*perTenant/10, CountCap)},
+		{"soc-high", bot.AlertFilter{TenantIDs: ids, Statuses: open, MinSeverity: bot.SeverityHigh}, min(tenants*perTenant/10*2/5, CountCap)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				got, total, err := db.FindAlerts(ctx, bc.f)
+				if err != nil || len(got) != 20 || total != bc.total {
+					b.Fatalf("FindAlerts = %d rows, total %d, %v", len(got), total, err)
+				}
+			}
+		})
 	}
 }
