@@ -63,10 +63,19 @@ func (d *dispatchState) setFailing(ch ChannelRef, v bool) (was bool) {
 
 // Recover handles outbox entries left in flight by a crash: a post is
 // looked up on the platform by its delivery key and only sent again when
-// not found. Posts held by an interrupted pass are released. Call once at
-// start, before dispatching.
+// not found. Posts held by an interrupted pass are released as the pass
+// would have: a storm still becomes a digest. Call once at start, before
+// dispatching.
 func (s *Service) Recover(ctx context.Context) error {
-	if err := s.store.ReleaseHeld(ctx, 0); err != nil {
+	tenants, err := s.store.FindTenants(ctx)
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	names := make(map[string]string, len(tenants))
+	for _, t := range tenants {
+		names[t.ID] = t.Name
+	}
+	if err := s.finishPass(ctx, 0, names, nil); err != nil {
 		return fmt.Errorf("recover: release held: %w", err)
 	}
 	fails, err := s.store.ChannelFailures(ctx)

@@ -199,8 +199,9 @@ type OutboxStore interface {
 	// and cancels the delivery's later entries.
 	MarkFailed(ctx context.Context, entryID int64, reason string) error
 
-	// HeldPosts returns the posts held by a pass, grouped by channel; only
-	// those in the given channels when channels are given.
+	// HeldPosts returns the posts held by a pass (all passes when 0),
+	// grouped by channel; only those in the given channels when channels
+	// are given.
 	HeldPosts(ctx context.Context, passID int64, channels ...ChannelRef) (map[ChannelRef][]HeldPost, error)
 	// CreateDigest turns held posts into one digest: a digest delivery with a
 	// post entry, the members' post entries cancelled, members pointed at the

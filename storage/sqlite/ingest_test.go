@@ -241,6 +241,10 @@ func TestIngestHoldsPostsOfAPass(t *testing.T) {
 	if other, err := db.HeldPosts(ctx, 8); err != nil || len(other) != 0 {
 		t.Fatalf("HeldPosts(other pass) = %v, %v", other, err)
 	}
+	// Pass 0 means every pass (start-up after a crash).
+	if all, err := db.HeldPosts(ctx, 0); err != nil || len(all[chanA]) != 2 || len(all[chanSOC]) != 1 {
+		t.Fatalf("HeldPosts(0) = %v, %v", all, err)
+	}
 	must(t, db.ReleaseHeld(ctx, 7))
 	items, err := db.NextOutbox(ctx, t0, 10)
 	must(t, err)

@@ -411,7 +411,11 @@ func (db *DB) MarkFailed(ctx context.Context, entryID int64, reason string) erro
 
 // HeldPosts implements bot.OutboxStore; each channel's posts in entry order.
 func (db *DB) HeldPosts(ctx context.Context, passID int64, channels ...bot.ChannelRef) (map[bot.ChannelRef][]bot.HeldPost, error) {
-	args := []any{passID}
+	var args []any
+	inPass := ""
+	if passID != 0 {
+		inPass, args = ` AND o.pass_id = ?`, append(args, passID)
+	}
 	inChannels := ""
 	if len(channels) > 0 {
 		inChannels = ` AND d.channel IN (` + placeholders(len(channels)) + `)`
@@ -424,7 +428,7 @@ func (db *DB) HeldPosts(ctx context.Context, passID int64, channels ...bot.Chann
 		FROM outbox o
 		JOIN deliveries d ON d.id = o.delivery_id
 		LEFT JOIN alerts a ON a.tenant_id = d.tenant_id AND a.id = d.alert_id
-		WHERE o.state = 'held' AND o.pass_id = ? AND o.kind = 'post'`+inChannels+`
+		WHERE o.state = 'held' AND o.kind = 'post'`+inPass+inChannels+`
 		ORDER BY o.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: held posts: %w", err)
