@@ -515,3 +515,38 @@ func TestReplayWithCaseFlippedSignature(t *testing.T) {
 		t.Fatalf("executed %d times, want 1", n)
 	}
 }
+
+// Late answers go only to Slack: a response_url elsewhere (a request
+// forged with a leaked signing secret, say) gets nothing.
+func TestResponseURLMustBeSlack(t *testing.T) {
+	cases := []struct {
+		url  string
+		sent bool
+	}{
+		{"https://hooks.slack.com/commands/T1/1/x", true},
+		{"https://hooks.slack-gov.com/commands/T1/1/x", true},
+		{"http://hooks.slack.com/commands/T1/1/x", false},
+		{"https://hooks.slack.com.evil.example/commands/T1/1/x", false},
+		{"https://evilslack.com/x", false},
+		{"https://hooks.slack.com:8443/x", false},
+		{"https://user@hooks.slack.com/x", false},
+		{"https://127.0.0.1/x", false},
+		{"::not a url", false},
+	}
+	for _, c := range cases {
+		t.Run(c.url, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				exec := &fakeExec{delay: 5 * time.Second}
+				h, rec := newTestHandlers(t, exec)
+				body := strings.Replace(commandBody("alerts"), url.QueryEscape("https://hooks.slack.com/commands/T1/1/secret-token"), url.QueryEscape(c.url), 1)
+				if w := serve(h.Commands(), signedRequest("/slack/commands", body, time.Now())); w.Code != http.StatusOK {
+					t.Fatalf("ack: %d", w.Code)
+				}
+				h.Wait()
+				if got := len(rec.all()) == 1; got != c.sent {
+					t.Errorf("posted = %v, want %v", got, c.sent)
+				}
+			})
+		})
+	}
+}

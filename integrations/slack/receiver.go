@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ type receiver struct {
 	execTimeout time.Duration
 	client      *http.Client // response_url posts
 	tokens      []string
+	apiHost     string // host[:port] of an overridden Web API URL, also trusted for response_url
 
 	wg sync.WaitGroup // executions and late answers in flight
 }
@@ -46,6 +48,9 @@ func newReceiver(cfg Config, exec Executor, opts []Option) *receiver {
 		execTimeout: defaultExecTimeout,
 		client:      cfg.httpClient(),
 		tokens:      secrets(cfg),
+	}
+	if u, err := url.Parse(cfg.APIURL); err == nil && cfg.APIURL != "" {
+		r.apiHost = strings.ToLower(u.Host)
 	}
 	for _, o := range opts {
 		o(r)
@@ -215,6 +220,12 @@ func (r *receiver) post(ctx context.Context, responseURL string, msg *slackapi.W
 		r.log.Warn("slack: answer dropped: no response_url")
 		return
 	}
+	if !r.slackURL(responseURL) {
+		// Answers can carry tenant data: only Slack may receive them, even
+		// if a request were forged with a leaked signing secret.
+		r.log.Warn("slack: answer dropped: response_url is not a Slack https URL")
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, respondTimeout)
 	defer cancel()
 	if err := slackapi.PostWebhookCustomHTTPContext(ctx, responseURL, r.client, msg); err != nil {
@@ -238,6 +249,29 @@ func reply(m bot.Message, origin string) *slackapi.WebhookMessage {
 func empty(m bot.Message) bool {
 	return m.Text == "" && m.Title == "" && m.Card == nil && m.Digest == nil && m.List == nil &&
 		len(m.Fields) == 0 && len(m.Buttons) == 0
+}
+
+// slackURL reports whether a response_url points at Slack: https on
+// slack.com or slack-gov.com (GovSlack) or a subdomain, or the host of an
+// overridden API URL (a test or proxy setting).
+func (r *receiver) slackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil {
+		return false
+	}
+	if r.apiHost != "" && strings.EqualFold(u.Host, r.apiHost) {
+		return true
+	}
+	if u.Scheme != "https" || u.Port() != "" {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, d := range []string{"slack.com", "slack-gov.com"} {
+		if host == d || strings.HasSuffix(host, "."+d) {
+			return true
+		}
+	}
+	return false
 }
 
 func scrubURL(err error, u string) string {
