@@ -69,6 +69,25 @@ func callOptions(ctx context.Context, s *discordgo.Session) ([]discordgo.Request
 	}, x
 }
 
+// bucketWait answers a retry-after when discordgo would wait before a
+// request on bucketID (the route's bucket is empty, or a global limit is
+// on). discordgo waits with time.Sleep, ignoring the context and
+// WithRetryOnRatelimit(false), which would stall the dispatcher's round
+// and shutdown; a retry-after holds only this channel.
+func bucketWait(s *discordgo.Session, bucketID string) error {
+	if s.Ratelimiter == nil {
+		return nil
+	}
+	b := s.Ratelimiter.GetBucket(bucketID)
+	b.Lock() // the bucket's fields are guarded by it; held by a request in flight
+	wait := s.Ratelimiter.GetWaitTime(b, 1)
+	b.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	return bot.RetryAfterError(wait, fmt.Errorf("discord: rate limit bucket empty for %s", wait.Round(time.Millisecond)))
+}
+
 // restCode returns the HTTP status and Discord JSON error code of err.
 func restCode(err error) (status, code int, ok bool) {
 	var re *discordgo.RESTError

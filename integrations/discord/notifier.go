@@ -74,6 +74,9 @@ func (n *Notifier) Post(ctx context.Context, ch bot.ChannelRef, key string, m bo
 		body.Nonce, body.EnforceNonce = key, true
 	}
 	endpoint := discordgo.EndpointChannelMessages(chID)
+	if err := bucketWait(n.s, endpoint); err != nil {
+		return "", err
+	}
 	opts, x := callOptions(ctx, n.s)
 	resp, err := n.s.RequestWithBucketID("POST", endpoint, body, endpoint, opts...)
 	if err != nil {
@@ -126,6 +129,9 @@ func (n *Notifier) Thread(ctx context.Context, ch bot.ChannelRef, rootID string,
 func (n *Notifier) sendLine(ctx context.Context, threadID string, m bot.Message) (string, error) {
 	r := render(m, "")
 	n.warnDropped(r, bot.NewChannelRef(Platform, threadID))
+	if err := bucketWait(n.s, discordgo.EndpointChannelMessages(threadID)); err != nil {
+		return "", err
+	}
 	opts, x := callOptions(ctx, n.s)
 	msg, err := n.s.ChannelMessageSendComplex(threadID, &discordgo.MessageSend{
 		Content:         r.Content,
@@ -149,6 +155,9 @@ func (n *Notifier) ensureThread(ctx context.Context, chID, rootID string) error 
 	}
 	if name == "" {
 		name = n.rootTitle(ctx, chID, rootID)
+	}
+	if err := bucketWait(n.s, discordgo.EndpointChannelMessageThread(chID, rootID)); err != nil {
+		return err
 	}
 	opts, x := callOptions(ctx, n.s)
 	_, err := n.s.MessageThreadStartComplex(chID, rootID, &discordgo.ThreadStart{
@@ -180,6 +189,9 @@ func (n *Notifier) forgetThread(rootID string) {
 // restart the title from Post is gone, so it is read back. Any failure
 // falls back to a generic name: the name is cosmetic.
 func (n *Notifier) rootTitle(ctx context.Context, chID, rootID string) string {
+	if bucketWait(n.s, discordgo.EndpointChannelMessage(chID, "")) != nil {
+		return "Updates"
+	}
 	opts, _ := callOptions(ctx, n.s)
 	msg, err := n.s.ChannelMessage(chID, rootID, opts...)
 	if err == nil {
@@ -223,6 +235,9 @@ func (n *Notifier) Edit(ctx context.Context, ch bot.ChannelRef, messageID string
 	if components == nil {
 		components = []discordgo.MessageComponent{}
 	}
+	if err := bucketWait(n.s, discordgo.EndpointChannelMessage(chID, "")); err != nil {
+		return err
+	}
 	opts, x := callOptions(ctx, n.s)
 	_, err = n.s.ChannelMessageEditComplex(&discordgo.MessageEdit{
 		ID:              messageID,
@@ -245,6 +260,9 @@ func (n *Notifier) Find(ctx context.Context, ch bot.ChannelRef, key string) (str
 	}
 	if key == "" {
 		return "", false, nil
+	}
+	if err := bucketWait(n.s, discordgo.EndpointChannelMessages(chID)); err != nil {
+		return "", false, err
 	}
 	opts, x := callOptions(ctx, n.s)
 	msgs, err := n.s.ChannelMessages(chID, findWindow, "", "", "", opts...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -271,6 +272,41 @@ func TestRateLimitDoesNotSleep(t *testing.T) {
 	}
 	if got := len(f.reqs("POST", "/api/v9/channels/500/messages")); got != 1 {
 		t.Errorf("requests = %d, want 1", got)
+	}
+}
+
+// An answer that empties the route's bucket (X-RateLimit-Remaining: 0)
+// makes discordgo sleep before the next request, ignoring the context and
+// WithRetryOnRatelimit(false). The notifier answers a retry-after at once
+// instead, for that channel only.
+func TestEmptyBucketAnswersRetryAfter(t *testing.T) {
+	f := newFakeDiscord(t)
+	n := NewNotifier(f.session(), nil)
+	f.mux.HandleFunc("POST /api/v9/channels/600/messages", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-RateLimit-Bucket", "abc")
+		w.Header().Set("X-RateLimit-Limit", "5")
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("X-RateLimit-Reset-After", "4")
+		f.postMessage(w, r)
+	})
+	if _, err := n.Post(context.Background(), "discord:600", "msspbot-1", cardMessage(testAlert())); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := n.Post(context.Background(), "discord:600", "msspbot-2", cardMessage(testAlert()))
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("post to an empty bucket took %v", d.Round(time.Millisecond))
+	}
+	var se *bot.SendError
+	if !errors.As(err, &se) || se.Permanent || se.RetryAfter <= 2*time.Second || se.RetryAfter > 4*time.Second {
+		t.Fatalf("err = %v, want a retry-after of about 4s", err)
+	}
+	if got := len(f.reqs("POST", "/api/v9/channels/600/messages")); got != 1 {
+		t.Errorf("requests = %d, want 1: the held post must not be sent", got)
+	}
+	// Another channel's bucket is unaffected.
+	if _, err := n.Post(context.Background(), "discord:601", "msspbot-3", cardMessage(testAlert())); err != nil {
+		t.Fatalf("other channel: %v", err)
 	}
 }
 
