@@ -119,18 +119,45 @@ func (g *Guard) Check(ctx context.Context) (unsafe []string, err error) {
 	return unsafe, err
 }
 
-// RunSafetyChecks checks at once and then hourly until ctx is done.
+// checkRetryMin and checkRetryMax bound the backoff after a failed check:
+// until a SOC channel is verified its posts are held, so a blip at start
+// must not cost an hour of SOC alerts.
+const (
+	checkRetryMin = 30 * time.Second
+	checkRetryMax = 10 * time.Minute
+)
+
+// RunSafetyChecks checks at once and then hourly until ctx is done; a
+// check that failed is retried sooner, with backoff.
 func (g *Guard) RunSafetyChecks(ctx context.Context) error {
-	t := time.NewTicker(SafetyCheckInterval)
-	defer t.Stop()
+	retry := checkRetryMin
 	for {
-		_, _ = g.Check(ctx)
+		wait := SafetyCheckInterval
+		if _, err := g.Check(ctx); err != nil || g.unverified() {
+			wait, retry = retry, min(2*retry, checkRetryMax)
+		} else {
+			retry = checkRetryMin
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// unverified reports whether a SOC channel's state is still unknown.
+func (g *Guard) unverified() bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, id := range g.soc {
+		if g.state[id] == stateUnknown {
+			return true
+		}
+	}
+	return false
 }
 
 // Ready reports whether every SOC channel has been checked and none is

@@ -3,8 +3,11 @@ package slack
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/msspbot/msspbot/bot"
@@ -144,4 +147,63 @@ func TestRunSafetyChecksStopsWithContext(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("RunSafetyChecks did not stop")
 	}
+}
+
+// flakyChecker fails its first conversations.info round (a 5xx, a network
+// blip or a 429 at start-up) and then reports the channel as safe.
+type flakyChecker struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (c *flakyChecker) CheckSOCChannels(ctx context.Context, ids []string) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	if c.calls == 1 {
+		return nil, errors.New("slack: conversations.info: http 503")
+	}
+	return nil, nil
+}
+
+// A start-up check that fails transiently leaves the SOC channel
+// unverified, its posts held: it is retried within minutes, not at the
+// next hourly check; once it succeeds, checks go back to hourly.
+func TestGuardRetriesFailedCheckSoon(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		chk := &flakyChecker{}
+		next := &countingNotifier{}
+		g := newGuard(next, chk, []string{"C0SOC"}, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan struct{})
+		go func() { _ = g.RunSafetyChecks(ctx); close(done) }()
+
+		synctest.Wait() // the start-up check ran and failed
+		if g.Ready() == nil {
+			t.Fatal("ready after a failed check")
+		}
+		msg := bot.Message{Kind: bot.MessageText, Text: "x"}
+		if _, err := g.Post(ctx, "slack:C0SOC", "k", msg); err == nil {
+			t.Fatal("post to an unverified SOC channel went through")
+		}
+
+		// Ten minutes later the dispatcher has retried ten times; Slack
+		// has long recovered.
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		if _, err := g.Post(ctx, "slack:C0SOC", "k", msg); err != nil {
+			t.Errorf("10 minutes after a transient start-up failure the SOC channel is still held: %v (checks run: %d)", err, func() int { chk.mu.Lock(); defer chk.mu.Unlock(); return chk.calls }())
+		}
+		// Verified: back to one check an hour.
+		calls := func() int { chk.mu.Lock(); defer chk.mu.Unlock(); return chk.calls }
+		before := calls()
+		time.Sleep(3*time.Hour - time.Second)
+		synctest.Wait()
+		if got := calls() - before; got != 3 {
+			t.Errorf("checks in 3 hours after success = %d, want 3", got)
+		}
+		cancel()
+		<-done
+	})
 }
