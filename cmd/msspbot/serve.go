@@ -200,7 +200,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opt serveO
 		}
 		switch cfg.Slack.Mode {
 		case "http":
-			h, err := slack.NewHTTPHandlers(slackCfg, svc, slack.WithIdentities(ids))
+			h, err := slack.NewHTTPHandlers(slackCfg, svc, slack.WithIdentities(ids), slack.WithGuard(slackGuard))
 			if err != nil {
 				return fmt.Errorf("slack: %w", err)
 			}
@@ -209,7 +209,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opt serveO
 			srv.Handle("POST /slack/events", h.Events())
 			afterHTTP = append(afterHTTP, h.Wait)
 		default:
-			rn, err := slack.NewRunner(slackCfg, svc, slack.WithIdentities(ids))
+			rn, err := slack.NewRunner(slackCfg, svc, slack.WithIdentities(ids), slack.WithGuard(slackGuard))
 			if err != nil {
 				return fmt.Errorf("slack: %w", err)
 			}

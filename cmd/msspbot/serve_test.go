@@ -43,9 +43,10 @@ type slackMsg struct {
 // msspbot makes, in the Web API's wire format.
 type fakeSlack struct {
 	srv  *httptest.Server
-	mu   sync.Mutex
-	n    int
-	msgs []*slackMsg
+	mu     sync.Mutex
+	n      int
+	msgs   []*slackMsg
+	shared map[string]bool // channels conversations.info reports as externally shared
 }
 
 func newFakeSlack(t *testing.T) *fakeSlack {
@@ -84,7 +85,8 @@ func (f *fakeSlack) api(w http.ResponseWriter, r *http.Request) {
 	case "conversations.history":
 		fmt.Fprint(w, `{"ok":true,"messages":[],"has_more":false}`)
 	case "conversations.info":
-		fmt.Fprintf(w, `{"ok":true,"channel":{"id":%q,"is_ext_shared":false}}`, r.PostForm.Get("channel"))
+		ch := r.PostForm.Get("channel")
+		fmt.Fprintf(w, `{"ok":true,"channel":{"id":%q,"is_ext_shared":%t}}`, ch, f.shared[ch])
 	case "users.info":
 		fmt.Fprintf(w, `{"ok":true,"user":{"id":%q,"profile":{"email":"someone@example.com"}}}`, r.PostForm.Get("user"))
 	default:
@@ -175,10 +177,17 @@ func startServe(t *testing.T) *e2e { return startServeAPI(t, "mde") }
 // startServeAPI runs the real serve wiring on :0 with Slack in HTTP mode,
 // against fake Slack, Entra and the fake Defender API named by api. Tenant
 // B (Fabrikam, slack:CFAB) is declared in the config and consented.
-func startServeAPI(t *testing.T, api string) *e2e {
+func startServeAPI(t *testing.T, api string) *e2e { return startServeWith(t, api, nil) }
+
+// startServeWith is startServeAPI with the fake Slack set up by prepare
+// before serve starts.
+func startServeWith(t *testing.T, api string, prepare func(*fakeSlack)) *e2e {
 	t.Helper()
 	idp := defendertest.NewIdP(t)
 	slack := newFakeSlack(t)
+	if prepare != nil {
+		prepare(slack)
+	}
 	dir := t.TempDir()
 	e := &e2e{t: t, slack: slack, idp: idp, db: filepath.Join(dir, "msspbot.db")}
 	var (
@@ -387,5 +396,38 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	if err := e.stop(); err != nil {
 		t.Fatalf("serve returned %v", err)
+	}
+}
+
+// A SOC channel that has become externally shared (Slack Connect) gets no
+// posts, makes /readyz fail, and answers no command: a guest from another
+// organisation could otherwise list every tenant's alerts.
+func TestServeSharedSOCChannelRefusesCommands(t *testing.T) {
+	e := startServeWith(t, "mde", func(f *fakeSlack) { f.shared = map[string]bool{"CSOC": true} })
+	eventually(t, "readyz names the SOC channel check", func() bool {
+		code, body := e.get("/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "slack-soc-channels")
+	})
+	// Until the first check has run the answer is "not yet verified"; each
+	// try differs by trailing spaces so the replay cache lets it through.
+	var code int
+	var body string
+	for i := 0; ; i++ {
+		code, body = signed(t, e.base, "/slack/commands", e2eSecret, command("CSOC", "UANALYST", "tenants"+strings.Repeat(" ", i)))
+		if code != 200 || strings.Contains(body, "Fabrikam") {
+			t.Fatalf("command in the shared SOC channel: %d %s", code, body)
+		}
+		if strings.Contains(body, "shared with another organisation") {
+			break
+		}
+		if i == 100 || !strings.Contains(body, "not yet verified") {
+			t.Fatalf("command in the shared SOC channel: %d %s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The customer channel still works.
+	code, body = signed(t, e.base, "/slack/commands", e2eSecret, command("CFAB", "UANALYST", "status"))
+	if code != 200 || strings.Contains(body, "shared with another organisation") {
+		t.Fatalf("customer channel: %d %s", code, body)
 	}
 }

@@ -119,6 +119,13 @@ func WithIdentities(ids *Identities) Option {
 	return func(r *receiver) { r.ids = ids }
 }
 
+// WithGuard refuses commands and clicks in a SOC channel that g has found
+// shared with another organisation, or not verified yet: their answers
+// can show every tenant's alerts.
+func WithGuard(g *Guard) Option {
+	return func(r *receiver) { r.guard = g }
+}
+
 // WithReplyBudget sets how long a slash command may run before it is
 // acknowledged and answered later through response_url (default 2.5 s;
 // Slack wants an answer within 3 s).

@@ -202,6 +202,26 @@ func (g *Guard) allow(ch bot.ChannelRef) error {
 	return nil
 }
 
+// commandRefusal is the answer to a command or click in ch when ch is a
+// SOC channel that is externally shared or not verified yet; "" lets it
+// run. A guest from another organisation must not list every tenant.
+func (g *Guard) commandRefusal(ch bot.ChannelRef) string {
+	if ch.Platform() != Platform || !slices.Contains(g.soc, ch.ID()) {
+		return ""
+	}
+	g.mu.RLock()
+	s := g.state[ch.ID()]
+	g.mu.RUnlock()
+	switch s {
+	case stateUnsafe:
+		return "⛔ This SOC channel is shared with another organisation (Slack Connect), so msspbot does not answer here: " +
+			"it would show every customer's alerts. Stop sharing it, or use an internal SOC channel."
+	case stateUnknown:
+		return "⏳ msspbot has not yet verified that this SOC channel is internal to your workspace. Try again in a minute."
+	}
+	return ""
+}
+
 // Post implements bot.Notifier.
 func (g *Guard) Post(ctx context.Context, ch bot.ChannelRef, key string, m bot.Message) (string, error) {
 	if err := g.allow(ch); err != nil {

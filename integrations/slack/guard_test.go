@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -206,4 +208,62 @@ func TestGuardRetriesFailedCheckSoon(t *testing.T) {
 		cancel()
 		<-done
 	})
+}
+
+// sharedChecker reports the channels in shared as externally shared.
+type sharedChecker struct{ shared map[string]bool }
+
+func (c sharedChecker) CheckSOCChannels(ctx context.Context, ids []string) ([]string, error) {
+	var out []string
+	for _, id := range ids {
+		if c.shared[id] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// A guest from another organisation in a shared SOC channel must not run
+// commands there (`alerts` would list every tenant); nor may anyone before
+// the channel is verified. Customer channels are not affected.
+func TestGuardRefusesCommandsInSharedSOCChannel(t *testing.T) {
+	g := newGuard(&countingNotifier{}, sharedChecker{shared: map[string]bool{"C0SHARED": true}},
+		[]string{"C0SOC", "C0SHARED"}, slog.New(slog.DiscardHandler))
+	exec := &fakeExec{}
+	h, _ := newTestHandlers(t, exec, WithGuard(g))
+	ask := func(channel, text string) string {
+		body := url.Values{"team_id": {"T1"}, "channel_id": {channel}, "user_id": {"U0GUEST"}, "user_name": {"guest"},
+			"command": {"/mssp"}, "text": {text}, "response_url": {"https://hooks.slack.com/commands/T1/1/x"}, "trigger_id": {"1.2.3"}}.Encode()
+		w := serve(h.Commands(), signedRequest("/slack/commands", body, time.Now()))
+		h.Wait()
+		return w.Body.String()
+	}
+	click := func(channel string) {
+		payload := blockActions(map[string]any{"type": "message", "message_ts": "1.1", "channel_id": channel},
+			button(bot.ActionAck, "a1", "b"))
+		payload["channel"] = map[string]any{"id": channel}
+		serve(h.Interactions(), signedRequest("/slack/interactions", interactionBody(t, payload), time.Now()))
+		h.Wait()
+	}
+
+	// Not checked yet: every SOC channel refuses.
+	if got := ask("C0SOC", "alerts"); !strings.Contains(got, "not yet verified") {
+		t.Errorf("unverified SOC channel answered %s", got)
+	}
+	if _, err := g.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask("C0SHARED", "alerts"); !strings.Contains(got, "shared with another organisation") {
+		t.Errorf("shared SOC channel answered %s", got)
+	}
+	click("C0SHARED")
+	if n := len(exec.commands()); n != 0 {
+		t.Fatalf("executor ran %d commands from refused channels", n)
+	}
+	ask("C0SOC", "alerts limit=5") // another body: the first one is in the replay cache
+	ask("C0CONTOSO", "alerts")
+	click("C0SOC")
+	if n := len(exec.commands()); n != 3 {
+		t.Errorf("executor ran %d commands (%+v), want the internal SOC channel's two and the customer channel's one", n, exec.commands())
+	}
 }

@@ -28,6 +28,7 @@ const (
 type receiver struct {
 	exec        Executor
 	ids         *Identities
+	guard       *Guard // nil: no SOC channel check on commands
 	log         *slog.Logger
 	command     string
 	budget      time.Duration
@@ -204,6 +205,11 @@ func (r *receiver) execute(ctx context.Context, cmd bot.Command) (m bot.Message)
 			m = bot.Message{Kind: bot.MessageText, Text: bot.ErrorMessage(fmt.Errorf("panic")), Ephemeral: true}
 		}
 	}()
+	if r.guard != nil {
+		if refusal := r.guard.commandRefusal(cmd.Channel); refusal != "" {
+			return bot.Message{Kind: bot.MessageText, Text: refusal, Ephemeral: true}
+		}
+	}
 	if r.ids != nil {
 		cmd.Email = r.ids.Email(ctx, cmd.User)
 	}
