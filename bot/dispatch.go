@@ -108,7 +108,16 @@ func (s *Service) settleOrphans(ctx context.Context) error {
 		if it.Entry.Kind == OutboxPost {
 			if n := s.deps.Notifiers[ch.Platform()]; n != nil {
 				id, found, err := n.Find(ctx, ch, it.Delivery.Key())
-				if err != nil {
+				var se *SendError
+				switch {
+				case err != nil && errors.As(err, &se) && se.Permanent:
+					// The lookup can never succeed (history not readable, channel
+					// gone): send again rather than keep the card forever. A
+					// duplicate is better than a lost alert, and a gone channel
+					// fails the send and is reported.
+					s.log.WarnContext(ctx, "orphaned post: lookup cannot succeed; sending again", "channel", ch, "key", it.Delivery.Key(), "err", err)
+					found = false
+				case err != nil:
 					s.log.WarnContext(ctx, "orphaned post: lookup failed; retried at the next sweep", "channel", ch, "key", it.Delivery.Key(), "err", err)
 					continue
 				}

@@ -10,12 +10,16 @@ import (
 
 type findErrNotifier struct {
 	*fakeNotifier
-	findErrs int
+	findErrs  int
+	permanent bool // the lookup can never succeed (missing_scope)
 }
 
 func (f *findErrNotifier) Find(ctx context.Context, ch bot.ChannelRef, key string) (string, bool, error) {
 	if f.findErrs > 0 {
 		f.findErrs--
+		if f.permanent {
+			return "", false, bot.PermanentError("missing_scope", errBoom)
+		}
 		return "", false, &bot.SendError{Reason: "503", Err: errBoom}
 	}
 	return f.fakeNotifier.Find(ctx, ch, key)
