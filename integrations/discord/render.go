@@ -423,10 +423,31 @@ func fitEmbed(e *discordgo.MessageEmbed) {
 		}
 		e.Description = truncate(e.Description, keep)
 	}
+	// Then shorten the longest field values (free text: device, user,
+	// evidence), so the short ones that matter most (status, alert id,
+	// portal link) stay; dropping fields from the end is the last resort.
+	for over = total() - maxEmbedTotal; over > 0; over = total() - maxEmbedTotal {
+		longest := -1
+		for i, f := range e.Fields {
+			if l := utf16Len(f.Value); l > minFieldKeep && (longest < 0 || l > utf16Len(e.Fields[longest].Value)) {
+				longest = i
+			}
+		}
+		if longest < 0 {
+			break
+		}
+		f := *e.Fields[longest]
+		f.Value = truncate(f.Value, max(minFieldKeep, utf16Len(f.Value)-over))
+		e.Fields[longest] = &f
+	}
 	for total() > maxEmbedTotal && len(e.Fields) > 0 {
 		e.Fields = e.Fields[:len(e.Fields)-1]
 	}
 }
+
+// minFieldKeep is how short fitEmbed cuts a field value before it drops
+// fields.
+const minFieldKeep = 64
 
 // utf16Len counts as Discord does (JavaScript string length).
 func utf16Len(s string) int {

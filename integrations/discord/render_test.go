@@ -271,6 +271,20 @@ func TestLimits(t *testing.T) {
 	if total > maxEmbedTotal {
 		t.Errorf("embed total %d > %d", total, maxEmbedTotal)
 	}
+	// The long free-text fields are shortened; the short ones that matter
+	// most are kept whole.
+	keep := map[string]bool{}
+	for _, f := range e.Fields {
+		keep[f.Name] = true
+		if f.Name == "Alert ID" && !strings.Contains(f.Value, a.ID) {
+			t.Errorf("alert id field = %q", f.Value)
+		}
+	}
+	for _, name := range []string{"Status", "Alert ID", "Portal"} {
+		if !keep[name] {
+			t.Errorf("%s field dropped to fit the embed; fields: %v", name, keep)
+		}
+	}
 
 	// 30 fields, a long description, emoji counted as two UTF-16 units.
 	var fields []bot.Field
