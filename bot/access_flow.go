@@ -188,6 +188,9 @@ func (s *Service) clickAccessConfirm(ctx context.Context, cmd Command, sc scope)
 	now := s.cfg.Now()
 	if now.After(r.ExpiresAt) {
 		s.closeRequest(ctx, r, AccessExpired, "", "⌛ Expired.")
+		e := s.auditEntry(cmd, sc, "confirm", r.TenantID, "refused: expired")
+		e.TenantID = r.TenantID
+		s.audit(ctx, e)
 		return plainText("This request has expired; run /mssp onboard again.")
 	}
 	// The link is made now: refuse if the channel or tenant moved meanwhile.
@@ -200,6 +203,9 @@ func (s *Service) clickAccessConfirm(ctx context.Context, cmd Command, sc scope)
 	// No older consent link may later activate the tenant elsewhere.
 	s.supersedeOpen(ctx, r.TenantID, "↪️ Replaced: a SOC analyst confirmed this tenant.", AccessConsent)
 	if err := s.activate(ctx, r, now); err != nil {
+		e := s.auditEntry(cmd, sc, "confirm", r.TenantID, "refused: "+firstLine(ErrorMessage(err)))
+		e.TenantID = r.TenantID
+		s.audit(ctx, e)
 		return s.errorReply(ctx, err)
 	}
 	s.editPrompt(ctx, r, AccessGranted, "", "✅ Confirmed by "+displayName(cmd))
@@ -424,6 +430,8 @@ func (s *Service) ConsentCallback(ctx context.Context, q url.Values) ConsentResu
 	}
 	if s.deps.Access == nil {
 		s.closeRequest(ctx, r, AccessFailedProof, "no token provider", "❌ Access could not be verified.")
+		sys.Outcome, sys.Detail = string(AccessFailedProof), "no token provider"
+		s.audit(ctx, sys)
 		return ConsentResult{Status: 400, Title: "Access could not be verified", Text: "msspbot could not verify the grant."}
 	}
 	if err := s.deps.Access.CheckAccess(ctx, r.TenantID, true); err != nil {

@@ -127,6 +127,9 @@ func (s *Service) clickLinkConfirm(ctx context.Context, cmd Command, sc scope) M
 	now := s.cfg.Now()
 	if now.After(r.ExpiresAt) {
 		_ = s.store.CloseAccessRequest(ctx, r.ID, AccessExpired, "", now)
+		e := s.auditEntry(cmd, sc, "link", r.TenantID, "refused: expired")
+		e.TenantID = r.TenantID
+		s.audit(ctx, e)
 		return invalid
 	}
 	t, err := s.store.FindTenant(ctx, r.TenantID)

@@ -2,7 +2,10 @@ package bot_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/msspbot/msspbot/bot"
 )
@@ -33,4 +36,117 @@ func TestRegressionOrphanWithPermanentLookupError(t *testing.T) {
 	if it, _ := h.db.InFlight(context.Background()); len(it) != 0 {
 		t.Errorf("%d entries still in flight", len(it))
 	}
+}
+
+// digestsIn returns the digest cards posted to ch.
+func digestsIn(f *fakeNotifier, ch bot.ChannelRef) []*fakeMsg {
+	var out []*fakeMsg
+	for _, m := range f.posts(ch) {
+		if m.Msg.Kind == bot.MessageDigest {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// A storm in a customer channel becomes a digest whose post is queued
+// (the channel is rate limited, say). Offboarding the tenant must cancel
+// it like every other pending outbox entry of the tenant (DESIGN §3:
+// offboard "cancels pending outbox entries"); RevokeTenant and
+// detachChannel cancelled only kind='alert' deliveries, so the digest card,
+// with the tenant's alert counts and top titles, was still posted to the
+// channel after it was unlinked.
+func TestRegressionOffboardCancelsPendingDigest(t *testing.T) {
+	h := newHarness(t, func(c *bot.Config) { c.StormThreshold = 3 })
+	h.onboardedC(bot.TenantActive, 0)
+	for i := range 5 {
+		h.src.put(h.alert(tenantC, fmt.Sprintf("st%d", i), bot.SeverityHigh))
+	}
+	h.poll() // digest queued for chC, not sent yet
+	contains(t, h.run(chC, analyst, "offboard"), "offboarded")
+	h.drain()
+	if d := digestsIn(h.chat, chC); len(d) != 0 {
+		t.Errorf("digest of the offboarded tenant posted to %s after offboard: %q (top titles %q)",
+			chC, d[0].Msg.Text, d[0].Msg.Digest.TopTitles)
+	}
+}
+
+// The same through unlink: the channel's pending cards are cancelled, but
+// the pending digest standing for them is not, and it is posted after the
+// channel no longer belongs to the tenant (it may be linked to another
+// customer by then).
+func TestRegressionUnlinkCancelsPendingDigest(t *testing.T) {
+	h := newHarness(t, func(c *bot.Config) { c.StormThreshold = 3 })
+	h.onboardedC(bot.TenantActive, 0)
+	for i := range 5 {
+		h.src.put(h.alert(tenantC, fmt.Sprintf("su%d", i), bot.SeverityHigh))
+	}
+	h.poll()
+	out := h.run(chC, analyst, "unlink")
+	if !strings.Contains(out, "no longer linked") {
+		t.Fatalf("unlink: %q", out)
+	}
+	h.drain()
+	if d := digestsIn(h.chat, chC); len(d) != 0 {
+		t.Errorf("digest of tenant %s posted to %s after unlink: %q (top titles %q)",
+			tenantC, chC, d[0].Msg.Text, d[0].Msg.Digest.TopTitles)
+	}
+}
+
+// A pre-consented onboarding whose Confirm is clicked after
+// azure.consent_ttl is closed as `expired`, but unlike an expired consent
+// callback (audited "refused: expired") nothing was written to the audit:
+// `/mssp audit` did not show this step of the flow (issue 8 item 7).
+func TestRegressionExpiredConfirmIsAudited(t *testing.T) {
+	h := newHarness(t)
+	h.access.consent(tenantN)
+	contains(t, h.run(chN, analyst, "onboard "+tenantN+" Northwind"), "already consented")
+	h.drain()
+	soc := h.chat.posts(chSOC)
+	p := soc[len(soc)-1]
+	h.clk.Add(25 * time.Hour) // past the default 24 h consent_ttl
+	contains(t, h.click(chSOC, analyst, bot.ActionConfirm, p.Msg.Buttons[0].Value, p.ID), "expired")
+	if h.tenantState(tenantN) == bot.TenantActive {
+		t.Fatal("expired Confirm activated the tenant")
+	}
+	entries, err := h.db.FindAudit(context.Background(), bot.AuditFilter{TenantIDs: []string{tenantN}, Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Action+": "+e.Outcome)
+		if strings.Contains(e.Outcome, "expired") {
+			return
+		}
+	}
+	t.Errorf("no audit entry records the expired Confirm; tenant's audit: %q", got)
+}
+
+// A link Confirm clicked after the request expired was closed without an
+// audit entry.
+func TestRegressionExpiredLinkConfirmIsAudited(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	const id = "11111111-2222-3333-4444-555555555555"
+	if err := h.db.CreateTenant(ctx, bot.Tenant{ID: id, Name: "Northwind", State: bot.TenantActive}); err != nil {
+		t.Fatal(err)
+	}
+	chN := bot.ChannelRef("test:northwind")
+	m := h.svc.Execute(ctx, bot.Command{Platform: "test", Channel: chN, User: analyst, Origin: bot.OriginTyped, Text: "link " + id})
+	if len(m.Buttons) != 1 {
+		t.Fatalf("link prompt %+v", m)
+	}
+	h.clk.Add(time.Hour)
+	contains(t, h.click(chN, analyst, bot.ActionLinkConfrm, m.Buttons[0].Value, ""), "not valid")
+	entries, err := h.db.FindAudit(ctx, bot.AuditFilter{TenantIDs: []string{id}, Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Action == "link" && strings.Contains(e.Outcome, "expired") {
+			return
+		}
+	}
+	t.Errorf("no audit entry records the expired link confirm: %+v", entries)
 }

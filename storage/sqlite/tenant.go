@@ -395,6 +395,20 @@ func (db *DB) Unlink(ctx context.Context, ch bot.ChannelRef) error {
 // no longer count as live, so later changes (thread lines, card edits with
 // current details) reach only the channels still linked and the SOC.
 func detachChannel(ctx context.Context, tx *sql.Tx, ch bot.ChannelRef, tenantID string) error {
+	// A storm digest of the tenant's alerts in this channel goes with them
+	// (its counts and top titles are the tenant's); one that also holds
+	// another tenant's alerts is kept, or those would never be shown.
+	digests := `SELECT d.id FROM deliveries d WHERE d.kind = 'digest' AND d.channel = ?1
+		AND d.id IN (SELECT digest_id FROM deliveries WHERE channel = ?1 AND tenant_id = ?2 AND digest_id IS NOT NULL)
+		AND NOT EXISTS (SELECT 1 FROM deliveries m WHERE m.digest_id = d.id AND m.tenant_id <> ?2)`
+	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'cancelled' WHERE state IN ('pending', 'held')
+		AND delivery_id IN (`+digests+`)`, string(ch), tenantID); err != nil {
+		return fmt.Errorf("detach %s: %w", ch, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'cancelled'
+		WHERE state IN ('pending', 'posted') AND id IN (`+digests+`)`, string(ch), tenantID); err != nil {
+		return fmt.Errorf("detach %s: %w", ch, err)
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'cancelled' WHERE state IN ('pending', 'held')
 		AND delivery_id IN (SELECT id FROM deliveries WHERE channel = ?1 AND tenant_id = ?2 AND kind = 'alert')`,
 		string(ch), tenantID); err != nil {
