@@ -220,6 +220,10 @@ func (s *Service) clickDecline(ctx context.Context, cmd Command, sc scope) Messa
 	if !ok || r.Channel != cmd.Channel {
 		return plainText("This request is not open any more.")
 	}
+	if s.cfg.Now().After(r.ExpiresAt) {
+		s.closeRequest(ctx, r, AccessExpired, "", "⌛ Expired.")
+		return plainText("This request had already expired; nothing was granted.")
+	}
 	reason := "declined in chat by " + cmd.UserRef()
 	if err := s.store.CloseAccessRequest(ctx, r.ID, AccessDeclined, reason, s.cfg.Now()); err != nil {
 		return plainText("This request is not open any more.")
@@ -530,6 +534,9 @@ func (s *Service) cmdOffboard(ctx context.Context, cmd Command, sc scope) (Messa
 		s.auditRefusal(ctx, cmd, sc, "offboard", t.ID, err)
 		return Message{}, err
 	}
+	// Open prompts lose their buttons first (revoking would close the
+	// requests without a word on the prompts).
+	s.supersedeOpen(ctx, t.ID, "👋 Withdrawn: the tenant was offboarded.", AccessConsent, AccessConfirm)
 	if err := s.store.RevokeTenant(ctx, t.ID); err != nil {
 		return Message{}, fmt.Errorf("offboard: %w", err)
 	}

@@ -125,6 +125,16 @@ func (f *fakeNotifier) Find(ctx context.Context, ch bot.ChannelRef, key string) 
 	return "", false, nil
 }
 
+// message returns a posted message as it is now (after edits).
+func (f *fakeNotifier) message(id string) fakeMsg {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m := f.messages[id]; m != nil {
+		return *m
+	}
+	return fakeMsg{}
+}
+
 // posts returns the root messages posted to ch, in order.
 func (f *fakeNotifier) posts(ch bot.ChannelRef) []*fakeMsg {
 	f.mu.Lock()

@@ -150,3 +150,46 @@ func TestRegressionExpiredLinkConfirmIsAudited(t *testing.T) {
 	}
 	t.Errorf("no audit entry records the expired link confirm: %+v", entries)
 }
+
+// Offboarding a pending tenant closed its open consent request without a
+// word on the prompt: its Grant and Decline buttons stayed on screen.
+func TestRegressionOffboardWithdrawsOpenPrompt(t *testing.T) {
+	h := newHarness(t)
+	prompt, _ := h.onboard()
+	contains(t, h.run(chN, analyst, "offboard"), "offboarded")
+	h.drain()
+	m := h.chat.message(prompt.ID)
+	if len(m.Msg.Buttons) != 0 {
+		t.Errorf("prompt still has buttons after offboard: %+v", m.Msg.Buttons)
+	}
+	if lines := h.chat.lines(prompt.ID); len(lines) == 0 || !strings.Contains(lines[len(lines)-1], "offboarded") {
+		t.Errorf("prompt thread %q", lines)
+	}
+}
+
+// A Decline clicked after the request expired was recorded as declined.
+func TestRegressionDeclineAfterExpiry(t *testing.T) {
+	h := newHarness(t)
+	prompt, _ := h.onboard()
+	var id string
+	for _, b := range prompt.Msg.Buttons {
+		if b.ActionID == bot.ActionDecline {
+			id = b.Value
+		}
+	}
+	h.clk.Add(25 * time.Hour)
+	contains(t, h.click(chN, custA, bot.ActionDecline, id, prompt.ID), "already expired")
+	r, err := h.db.FindAccessRequest(context.Background(), mustInt(t, id))
+	if err != nil || r.Outcome != bot.AccessExpired {
+		t.Errorf("request outcome %q (%v), want expired", r.Outcome, err)
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
