@@ -1,8 +1,14 @@
 package config
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io/fs"
+	"math/big"
 	"os"
 	"reflect"
 	"strings"
@@ -698,14 +704,25 @@ func TestDocsListEveryKey(t *testing.T) {
 	}
 }
 
-// Test PEM blocks: structure only; the bytes are not a usable key.
-const testPEM = `-----BEGIN CERTIFICATE-----
-MIIBszCCAVmgAwIBAgIUU0VDUkVU
------END CERTIFICATE-----
------BEGIN PRIVATE KEY-----
-MIIEvQIBADANBgkqhkiG9w0BAQEF
------END PRIVATE KEY-----
-`
+// testPEM is a certificate and its RSA key (PKCS#8), generated once.
+var testPEM = func() string {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "msspbot test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		panic(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) +
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+}()
 
 const certOnlyPEM = `-----BEGIN CERTIFICATE-----
 MIIBszCCAVmgAwIBAgIUU0VDUkVU

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"io/fs"
@@ -190,6 +192,8 @@ func readSecretFiles(c *Config, readFile func(string) ([]byte, error), ps *probl
 			ps.add("azure.certificate_file", "cannot read "+strconv.Quote(name)+": "+fileError(err))
 		case !hasPEM(data, "CERTIFICATE") || !hasPEM(data, "PRIVATE KEY"):
 			ps.add("azure.certificate_file", strconv.Quote(name)+" must hold a PEM CERTIFICATE and its PRIVATE KEY")
+		case !hasRSAKey(data):
+			ps.add("azure.certificate_file", strconv.Quote(name)+" must hold an unencrypted RSA private key (Entra client certificates are RSA)")
 		default:
 			c.Azure.Certificate = data
 		}
@@ -204,6 +208,30 @@ func fileError(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// hasRSAKey reports whether data holds an unencrypted RSA private key, in
+// PKCS#1 or PKCS#8 form, as MSAL needs.
+func hasRSAKey(data []byte) bool {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return false
+		}
+		switch b.Type {
+		case "RSA PRIVATE KEY":
+			if _, err := x509.ParsePKCS1PrivateKey(b.Bytes); err == nil {
+				return true
+			}
+		case "PRIVATE KEY":
+			if k, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
+				if _, ok := k.(*rsa.PrivateKey); ok {
+					return true
+				}
+			}
+		}
+	}
 }
 
 // hasPEM reports whether data holds a PEM block whose type ends with typ

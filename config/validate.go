@@ -64,18 +64,12 @@ func (c *Config) validate(ps *problems) {
 	case c.Azure.ClientSecret == "" && c.Azure.ClientSecretFile == "" && c.Azure.CertificateFile == "":
 		ps.add("azure.client_secret", "required (or client_secret_file, or certificate_file)")
 	}
-	if c.Azure.AuthorityHost != "" {
-		if u, msg := checkURL(c.Azure.AuthorityHost); msg != "" {
-			ps.add("azure.authority_host", msg)
-		} else if u.Scheme != "https" {
-			ps.add("azure.authority_host", "must be https")
-		}
-	}
+	baseURL(ps, "azure.authority_host", c.Azure.AuthorityHost, false)
 	positive(ps, "azure.consent_ttl", c.Azure.ConsentTTL)
 
 	// defender
 	oneOf(ps, "defender.api", c.Defender.API, apis)
-	optionalURL(ps, "defender.base_url", c.Defender.BaseURL)
+	baseURL(ps, "defender.base_url", c.Defender.BaseURL, true)
 	if err := checkSchedule(c.Defender.Schedule); err != nil {
 		ps.addf("defender.schedule", "invalid cron spec %q: %v", c.Defender.Schedule, err)
 	}
@@ -252,6 +246,25 @@ func optionalURL(ps *problems, path, raw string) {
 	}
 	if _, msg := checkURL(raw); msg != "" {
 		ps.add(path, msg)
+	}
+}
+
+// baseURL checks an API or sign-in host override as the Defender client
+// will use it: scheme://host[:port][/path], https (http only on a loopback
+// host when loopbackHTTP, for local fakes), no query, fragment or
+// credentials.
+func baseURL(ps *problems, path, raw string, loopbackHTTP bool) {
+	if raw == "" {
+		return
+	}
+	u, msg := checkURL(raw)
+	switch {
+	case msg != "":
+		ps.add(path, msg)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		ps.add(path, "must be a base URL without a query or fragment")
+	case u.Scheme == "http" && (!loopbackHTTP || !loopback(u.Hostname())):
+		ps.add(path, "must be https")
 	}
 }
 
