@@ -42,7 +42,7 @@ type slackMsg struct {
 // fakeSlack records chat.postMessage / chat.update and answers the reads
 // msspbot makes, in the Web API's wire format.
 type fakeSlack struct {
-	srv  *httptest.Server
+	srv    *httptest.Server
 	mu     sync.Mutex
 	n      int
 	msgs   []*slackMsg

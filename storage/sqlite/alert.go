@@ -278,6 +278,10 @@ func (db *DB) RecordAction(ctx context.Context, a bot.Action) error {
 	if err := updateAlert(ctx, tx, a.TenantID, a.AlertID, a.Update); err != nil {
 		return err
 	}
+	if _, err := tx.ExecContext(ctx, `UPDATE alerts SET local_updated_at = ? WHERE tenant_id = ? AND id = ?`,
+		tm(a.Now), a.TenantID, a.AlertID); err != nil {
+		return fmt.Errorf("sqlite: record action: %w", err)
+	}
 	if a.WriteBack != nil {
 		wb := *a.WriteBack
 		wb.TenantID, wb.AlertID = a.TenantID, a.AlertID

@@ -202,8 +202,15 @@ func (db *DB) Purge(ctx context.Context, alertsBefore, auditBefore time.Time) (b
 	if _, err := tx.ExecContext(ctx, `DELETE FROM purge_alerts`); err != nil {
 		return res, fmt.Errorf("sqlite: purge: %w", err)
 	}
+	// Aged by the later of Defender's and msspbot's last change, and never
+	// while a message or a write-back about it is still to be sent.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO purge_alerts (tenant_id, id)
-		SELECT tenant_id, id FROM alerts WHERE status = 'Resolved' AND last_updated_at < ?`, tm(alertsBefore)); err != nil {
+		SELECT a.tenant_id, a.id FROM alerts a
+		WHERE a.status = 'Resolved' AND a.last_updated_at < ?1 AND a.local_updated_at < ?1
+		AND NOT EXISTS (SELECT 1 FROM write_backs w WHERE w.tenant_id = a.tenant_id AND w.alert_id = a.id AND w.state = 'pending')
+		AND NOT EXISTS (SELECT 1 FROM deliveries d JOIN outbox o ON o.delivery_id = d.id
+			WHERE d.tenant_id = a.tenant_id AND d.alert_id = a.id AND o.state IN ('pending', 'held', 'inflight'))`,
+		tm(alertsBefore)); err != nil {
 		return res, fmt.Errorf("sqlite: purge: select alerts: %w", err)
 	}
 	steps := []struct {

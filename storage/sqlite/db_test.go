@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -210,18 +211,40 @@ func TestPurge(t *testing.T) {
 	mustTenant(t, db, tenantA, "Contoso", bot.TenantActive)
 	must(t, db.Link(ctx, chanA, tenantA))
 
+	long := t0.Add(-200 * 24 * time.Hour)
 	old := testAlert(t, tenantA, "old-resolved", bot.SeverityHigh)
-	old.Status, old.LastUpdatedAt = bot.StatusResolved, t0.Add(-200*24*time.Hour)
+	old.Status, old.LastUpdatedAt = bot.StatusResolved, long
 	oldOpen := testAlert(t, tenantA, "old-open", bot.SeverityHigh)
-	oldOpen.LastUpdatedAt = t0.Add(-200 * 24 * time.Hour)
+	oldOpen.LastUpdatedAt = long
 	recent := testAlert(t, tenantA, "recent-resolved", bot.SeverityHigh)
 	recent.Status, recent.LastUpdatedAt = bot.StatusResolved, t0.Add(-time.Hour)
-	res := ingest(t, db, tenantA, false, old, oldOpen, recent)
-	if res.Deliveries != 6 { // customer + SOC channel each
-		t.Fatalf("deliveries = %d, want 6", res.Deliveries)
+	// Untouched in Defender for 200 days, resolved in chat an hour ago.
+	chat := testAlert(t, tenantA, "resolved-in-chat", bot.SeverityHigh)
+	chat.LastUpdatedAt = long
+	// Old and resolved, but its write-back has not gone out yet.
+	queued := testAlert(t, tenantA, "old-writeback-pending", bot.SeverityHigh)
+	queued.Status, queued.LastUpdatedAt = bot.StatusResolved, long
+	res := ingest(t, db, tenantA, false, old, oldOpen, recent, chat, queued)
+	if res.Deliveries != 10 { // customer + SOC channel each
+		t.Fatalf("deliveries = %d, want 10", res.Deliveries)
 	}
-	// A thread line and an edit per card of the old resolved alert: six outbox rows for it.
-	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "old-resolved", ThreadText: "note", Now: t0}))
+	// A thread line and an edit per card of the old resolved alert, long
+	// ago: six outbox rows for it once all is sent.
+	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "old-resolved", ThreadText: "note", Now: long}))
+	resolved := bot.StatusResolved
+	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "resolved-in-chat", ThreadText: "resolved",
+		Update: bot.AlertUpdate{Status: &resolved}, Now: t0.Add(-time.Hour)}))
+	for i := 0; ; i++ {
+		items, _ := next(t, db, t0)
+		if len(items) == 0 {
+			break
+		}
+		for j, it := range items {
+			send(t, db, it, fmt.Sprintf("m%d-%d", i, j))
+		}
+	}
+	must(t, db.RecordAction(ctx, bot.Action{TenantID: tenantA, AlertID: "old-writeback-pending", Now: long,
+		WriteBack: &bot.WriteBack{Kind: bot.WriteBackComment, Comment: "c"}}))
 
 	must(t, db.CreateAudit(ctx, bot.AuditEntry{Time: t0.Add(-500 * 24 * time.Hour), Action: "ack", TenantID: tenantA}))
 	must(t, db.CreateAudit(ctx, bot.AuditEntry{Time: t0.Add(-time.Hour), Action: "ack", TenantID: tenantA}))
@@ -237,7 +260,7 @@ func TestPurge(t *testing.T) {
 		t.Fatalf("Purge = %+v, want %+v", got, want)
 	}
 	wantCode(t, func() error { _, err := db.FindAlert(ctx, tenantA, "old-resolved"); return err }(), bot.ENOTFOUND)
-	for _, id := range []string{"old-open", "recent-resolved"} {
+	for _, id := range []string{"old-open", "recent-resolved", "resolved-in-chat", "old-writeback-pending"} {
 		if _, err := db.FindAlert(ctx, tenantA, id); err != nil {
 			t.Errorf("alert %s purged: %v", id, err)
 		}
@@ -247,8 +270,8 @@ func TestPurge(t *testing.T) {
 	}
 	audit, err := db.FindAudit(ctx, bot.AuditFilter{Limit: 100})
 	must(t, err)
-	if len(audit) != 2 { // the recent one and RecordAction's
-		t.Errorf("audit entries left = %d, want 2", len(audit))
+	if len(audit) != 4 { // the recent one and the three RecordActions'
+		t.Errorf("audit entries left = %d, want 4", len(audit))
 	}
 	// Running it again removes nothing.
 	got, err = db.Purge(ctx, t0.Add(-180*24*time.Hour), t0.Add(-400*24*time.Hour))

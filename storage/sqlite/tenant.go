@@ -248,7 +248,10 @@ func (db *DB) ApplyConfigTenants(ctx context.Context, tenants []bot.ConfigTenant
 		id := ids[i]
 		if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, state, from_config, created_at)
 			VALUES (?, ?, 'active', 1, ?)
-			ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = 'active', from_config = 1`,
+			ON CONFLICT (id) DO UPDATE SET name = excluded.name, from_config = 1,
+				-- A restart during an outage keeps the tenant failing, with its
+				-- count and backoff: resetting it would post "lost access" again.
+				state = CASE WHEN tenants.state = 'failing' THEN 'failing' ELSE 'active' END`,
 			id, t.Name, now); err != nil {
 			return fmt.Errorf("sqlite: apply config tenant %s: %w", id, err)
 		}

@@ -324,3 +324,31 @@ func TestRevokeTenantDetachesChannels(t *testing.T) {
 		t.Fatalf("entries after a change:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// A restart re-applies the config tenants: one that is failing stays
+// failing with its count, or the next pass would report the same outage
+// again; a revoked or pending one becomes active.
+func TestApplyConfigTenantsKeepsFailing(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t)
+	cfg := []bot.ConfigTenant{
+		{ID: tenantA, Name: "Contoso", Channels: []bot.ChannelRef{chanA}},
+		{ID: tenantB, Name: "Fabrikam", Channels: []bot.ChannelRef{"slack:C0FAB"}},
+	}
+	must(t, db.ApplyConfigTenants(ctx, cfg))
+	failing, fails := bot.TenantFailing, 4
+	_, err := db.UpdateTenant(ctx, tenantA, bot.TenantUpdate{State: &failing, AuthFailures: &fails})
+	must(t, err)
+	must(t, db.RevokeTenant(ctx, tenantB))
+	must(t, db.ApplyConfigTenants(ctx, cfg))
+	a, err := db.FindTenant(ctx, tenantA)
+	must(t, err)
+	if a.State != bot.TenantFailing || a.AuthFailures != 4 {
+		t.Errorf("failing config tenant after restart: %s, %d failures", a.State, a.AuthFailures)
+	}
+	b, err := db.FindTenant(ctx, tenantB)
+	must(t, err)
+	if b.State != bot.TenantActive {
+		t.Errorf("revoked config tenant after restart: %s, want active", b.State)
+	}
+}
