@@ -193,3 +193,56 @@ func mustInt(t *testing.T, s string) int64 {
 	}
 	return n
 }
+
+// Right after a grant, Entra may refuse (401/403) while the permission
+// propagates. A write-back refused then was failed at once with a
+// "Could not update" line; it now waits quietly and is sent once access
+// works, and only a refusal after the window is reported.
+func TestRegressionWriteBackWaitsOutPropagationWindow(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.onboardedC(bot.TenantActive, 0)
+	act := h.clk.Now().Add(-5 * time.Minute) // granted 5 minutes ago
+	if _, err := h.db.UpdateTenant(ctx, tenantC, bot.TenantUpdate{ActivatedAt: &act}); err != nil {
+		t.Fatal(err)
+	}
+	h.src.put(h.alert(tenantC, "pw1", bot.SeverityHigh))
+	h.src.put(h.alert(tenantC, "pw2", bot.SeverityHigh))
+	h.poll()
+	h.drain()
+	h.target.mu.Lock()
+	h.target.errFor = map[string]error{tenantC: fmt.Errorf("patch: %w", bot.ErrAuth)}
+	h.target.mu.Unlock()
+	h.run(chC, analyst, "ack pw1")
+	for range 5 {
+		h.svc.ProcessWriteBacks(ctx)
+		h.clk.Add(time.Minute)
+	}
+	h.drain()
+	for _, l := range h.chat.lines(h.chat.cardFor(chC, "pw1").ID) {
+		notContains(t, l, "Could not update")
+	}
+	// Access now works: the ack goes out.
+	h.target.mu.Lock()
+	h.target.errFor = nil
+	h.target.mu.Unlock()
+	h.svc.ProcessWriteBacks(ctx)
+	if got := h.target.list(); len(got) != 1 || got[0].AlertID != "pw1" {
+		t.Fatalf("applied %+v, want the ack of pw1", got)
+	}
+	// After the window a refusal is reported.
+	h.clk.Add(30 * time.Minute)
+	h.target.mu.Lock()
+	h.target.errFor = map[string]error{tenantC: fmt.Errorf("patch: %w", bot.ErrAuth)}
+	h.target.mu.Unlock()
+	h.run(chC, analyst, "ack pw2")
+	h.svc.ProcessWriteBacks(ctx)
+	h.drain()
+	var reported bool
+	for _, l := range h.chat.lines(h.chat.cardFor(chC, "pw2").ID) {
+		reported = reported || strings.Contains(l, "Could not update")
+	}
+	if !reported {
+		t.Errorf("a 403 after the propagation window was not reported: %q", h.chat.lines(h.chat.cardFor(chC, "pw2").ID))
+	}
+}

@@ -94,7 +94,11 @@ func (s *Service) applyWriteBack(ctx context.Context, wb WriteBack) bool {
 	// Throttling is not the write-back's fault: it never counts towards
 	// giving up, however long Defender's budget keeps us waiting.
 	throttled := errors.Is(err, ErrThrottled) || (se != nil && se.RetryAfter > 0)
-	permanent := errors.Is(err, ErrAuth) || (se != nil && se.Permanent) || (!throttled && wb.Attempts+1 >= writeBackMaxAttempts)
+	// Right after a grant Entra may still refuse (401/403) while the
+	// permission propagates: wait like a throttle, say nothing yet.
+	propagating := errors.Is(err, ErrAuth) && s.inPropagationWindow(ctx, wb.TenantID)
+	throttled = throttled || propagating
+	permanent := (errors.Is(err, ErrAuth) && !propagating) || (se != nil && se.Permanent) || (!throttled && wb.Attempts+1 >= writeBackMaxAttempts)
 	if permanent {
 		reason := firstLine(err.Error())
 		if errors.Is(err, ErrAuth) {
@@ -115,11 +119,21 @@ func (s *Service) applyWriteBack(ctx context.Context, wb WriteBack) bool {
 	if se != nil && se.RetryAfter > 0 {
 		delay = se.RetryAfter
 	}
+	if propagating {
+		delay = time.Minute
+	}
 	if err := s.store.MarkWriteBackRetry(rctx, wb.ID, s.cfg.Now().Add(delay), firstLine(err.Error()), !throttled); err != nil {
 		s.logErr(ctx, "retry write-back", "err", err)
 	}
 	s.obs.WriteBackResult("retry")
 	return false
+}
+
+// inPropagationWindow reports whether the tenant was granted access less
+// than PropagationWindow ago.
+func (s *Service) inPropagationWindow(ctx context.Context, tenantID string) bool {
+	t, err := s.store.FindTenant(ctx, tenantID)
+	return err == nil && !t.ActivatedAt.IsZero() && s.cfg.Now().Sub(t.ActivatedAt) < PropagationWindow
 }
 
 // RunWriteBacks processes write-backs until ctx is done.
