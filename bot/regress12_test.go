@@ -246,3 +246,32 @@ func TestRegressionWriteBackWaitsOutPropagationWindow(t *testing.T) {
 		t.Errorf("a 403 after the propagation window was not reported: %q", h.chat.lines(h.chat.cardFor(chC, "pw2").ID))
 	}
 }
+
+// A write-back throttled with no Retry-After left (the client had already
+// waited and given up) was retried after a second, again and again,
+// because throttling does not grow the attempt count.
+func TestRegressionThrottledWriteBackWaitsAMinute(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.src.put(h.alert(tenantA, "tw1", bot.SeverityHigh))
+	h.poll()
+	h.drain()
+	h.target.mu.Lock()
+	h.target.errFor = map[string]error{tenantA: fmt.Errorf("defender: giving up after 4 attempts: %w", bot.ErrThrottled)}
+	h.target.mu.Unlock()
+	h.run(chA, analyst, "ack tw1")
+	h.svc.ProcessWriteBacks(ctx)
+	h.target.mu.Lock()
+	h.target.errFor = nil
+	h.target.mu.Unlock()
+	h.clk.Add(30 * time.Second)
+	h.svc.ProcessWriteBacks(ctx)
+	if n := len(h.target.list()); n != 0 {
+		t.Fatalf("retried %d time(s) within 30 s of a throttle", n)
+	}
+	h.clk.Add(31 * time.Second)
+	h.svc.ProcessWriteBacks(ctx)
+	if n := len(h.target.list()); n != 1 {
+		t.Fatalf("applied %d after a minute, want 1", n)
+	}
+}

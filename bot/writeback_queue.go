@@ -116,11 +116,14 @@ func (s *Service) applyWriteBack(ctx context.Context, wb WriteBack) bool {
 		return false
 	}
 	delay := backoff(wb.Attempts)
-	if se != nil && se.RetryAfter > 0 {
+	switch {
+	case se != nil && se.RetryAfter > 0:
 		delay = se.RetryAfter
-	}
-	if propagating {
-		delay = time.Minute
+	case throttled:
+		// Throttled with no server hint (the client already honoured
+		// Retry-After and gave up), or still propagating: throttling does
+		// not count as an attempt, so the backoff would not grow.
+		delay = max(delay, time.Minute)
 	}
 	if err := s.store.MarkWriteBackRetry(rctx, wb.ID, s.cfg.Now().Add(delay), firstLine(err.Error()), !throttled); err != nil {
 		s.logErr(ctx, "retry write-back", "err", err)
