@@ -71,11 +71,7 @@ func (s *Service) Recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
-	names := make(map[string]string, len(tenants))
-	for _, t := range tenants {
-		names[t.ID] = t.Name
-	}
-	if err := s.finishPass(ctx, 0, names, nil); err != nil {
+	if err := s.finishPass(ctx, 0, tenantNames(tenants), nil); err != nil {
 		return fmt.Errorf("recover: release held: %w", err)
 	}
 	fails, err := s.store.ChannelFailures(ctx)

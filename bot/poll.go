@@ -29,16 +29,13 @@ func (s *Service) Poll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("poll: tenants: %w", err)
 	}
-	names := make(map[string]string, len(tenants))
+	names := tenantNames(tenants)
 	var (
 		wg     sync.WaitGroup
 		sem    = make(chan struct{}, s.cfg.Concurrency)
 		mu     sync.Mutex
 		failed int
 	)
-	for _, t := range tenants {
-		names[t.ID] = t.Name
-	}
 loop:
 	for _, t := range tenants {
 		if t.State == TenantFailing && start.Before(t.NextAttempt) {
@@ -70,6 +67,15 @@ loop:
 	// A pass cut short by shutdown is not a failure: its tenants are
 	// fetched again from their watermarks at the next start.
 	return nil
+}
+
+// tenantNames maps tenant ids to names, for digests.
+func tenantNames(tenants []Tenant) map[string]string {
+	names := make(map[string]string, len(tenants))
+	for _, t := range tenants {
+		names[t.ID] = t.Name
+	}
+	return names
 }
 
 // pollTenant fetches and ingests one tenant; it reports success.
@@ -180,7 +186,7 @@ func (s *Service) fetchFailed(ctx context.Context, t Tenant, err error) {
 	}
 	s.obs.FetchFailed(kind)
 	s.log.WarnContext(ctx, "fetch failed", "tenant", t.ID, "kind", kind, "err", err)
-	if auth && !t.ActivatedAt.IsZero() && now.Sub(t.ActivatedAt) < PropagationWindow {
+	if auth && t.Propagating(now) {
 		// Roles still replicating: get a fresh token for the next try, post nothing.
 		if s.deps.Access != nil {
 			_ = s.deps.Access.CheckAccess(ctx, t.ID, true)

@@ -31,6 +31,12 @@ type Tenant struct {
 	CreatedAt    time.Time
 }
 
+// Propagating reports whether now is within PropagationWindow of the
+// tenant's grant, when Entra may still refuse its tokens (401/403).
+func (t Tenant) Propagating(now time.Time) bool {
+	return !t.ActivatedAt.IsZero() && now.Sub(t.ActivatedAt) < PropagationWindow
+}
+
 // TenantUpdate changes the fields that are set.
 type TenantUpdate struct {
 	Name         *string

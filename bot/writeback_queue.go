@@ -136,7 +136,7 @@ func (s *Service) applyWriteBack(ctx context.Context, wb WriteBack) bool {
 // than PropagationWindow ago.
 func (s *Service) inPropagationWindow(ctx context.Context, tenantID string) bool {
 	t, err := s.store.FindTenant(ctx, tenantID)
-	return err == nil && !t.ActivatedAt.IsZero() && s.cfg.Now().Sub(t.ActivatedAt) < PropagationWindow
+	return err == nil && t.Propagating(s.cfg.Now())
 }
 
 // RunWriteBacks processes write-backs until ctx is done.

@@ -186,14 +186,19 @@ func (g *Guard) Ready() error {
 	return nil
 }
 
-func (g *Guard) allow(ch bot.ChannelRef) error {
+// socState returns ch's state; channels other than the guarded SOC
+// channels are safe.
+func (g *Guard) socState(ch bot.ChannelRef) channelState {
 	if ch.Platform() != Platform || !slices.Contains(g.soc, ch.ID()) {
-		return nil
+		return stateSafe
 	}
 	g.mu.RLock()
-	s := g.state[ch.ID()]
-	g.mu.RUnlock()
-	switch s {
+	defer g.mu.RUnlock()
+	return g.state[ch.ID()]
+}
+
+func (g *Guard) allow(ch bot.ChannelRef) error {
+	switch g.socState(ch) {
 	case stateUnsafe:
 		return bot.PermanentError(ErrSOCChannelShared, nil)
 	case stateUnknown:
@@ -206,13 +211,7 @@ func (g *Guard) allow(ch bot.ChannelRef) error {
 // SOC channel that is externally shared or not verified yet; "" lets it
 // run. A guest from another organisation must not list every tenant.
 func (g *Guard) commandRefusal(ch bot.ChannelRef) string {
-	if ch.Platform() != Platform || !slices.Contains(g.soc, ch.ID()) {
-		return ""
-	}
-	g.mu.RLock()
-	s := g.state[ch.ID()]
-	g.mu.RUnlock()
-	switch s {
+	switch g.socState(ch) {
 	case stateUnsafe:
 		return "⛔ This SOC channel is shared with another organisation (Slack Connect), so msspbot does not answer here: " +
 			"it would show every customer's alerts. Stop sharing it, or use an internal SOC channel."
